@@ -1,0 +1,64 @@
+"""Options and helpers shared by every subcommand."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional, TypeVar
+
+import typer
+from rich.console import Console
+
+from facezoo.errors import FacezooError
+from facezoo.registry import Zoo, load_zoo
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+ZooOption = Annotated[
+    Optional[Path],
+    typer.Option("--zoo", envvar="FACEZOO_ZOO", help="Registry file to use instead of the built-in model_zoo.yml."),
+]
+
+F = TypeVar("F", bound=Callable)
+
+
+def reports_errors(func: F) -> F:
+    """Turn facezoo errors into one red line and exit code 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except FacezooError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("[bold red]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_zoo(zoo: Path | None) -> Zoo:
+    return load_zoo(zoo)
+
+
+def omz_argv(argv: list[str]) -> list[str]:
+    """Accept Open Model Zoo spellings: `--output_dir` as `--output-dir`, `--name a,b` etc."""
+    fixed = []
+    for arg in argv:
+        if arg.startswith("--") and "_" in arg.split("=", 1)[0]:
+            head, sep, tail = arg.partition("=")
+            arg = head.replace("_", "-") + sep + tail
+        fixed.append(arg)
+    return fixed
+
+
+def run_alias(command: str) -> None:
+    """Entry point of the thin root scripts (downloader.py, converter.py)."""
+    from facezoo.cli.main import app
+
+    sys.argv = [sys.argv[0], command, *omz_argv(sys.argv[1:])]
+    app(prog_name=f"{Path(sys.argv[0]).name}")
