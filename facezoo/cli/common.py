@@ -62,3 +62,27 @@ def run_alias(command: str) -> None:
 
     sys.argv = [sys.argv[0], command, *omz_argv(sys.argv[1:])]
     app(prog_name=f"{Path(sys.argv[0]).name}")
+
+
+def select_models(zoo: Zoo, names: list[str] | None, name: str | None, all_models: bool, list_file: Path | None):
+    """Models chosen by positional names, --name patterns, --list FILE or --all (OMZ style)."""
+    from facezoo.errors import RegistryError
+
+    patterns = list(names or [])
+    if name:
+        patterns.append(name)
+    if list_file is not None:
+        try:
+            lines = list_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise RegistryError(f"{list_file}: cannot read model list: {exc.strerror}") from None
+        patterns += [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+    if all_models:
+        return list(zoo.models)
+    if not patterns:
+        raise RegistryError("name some models: NAME…, --name PATTERNS, --list FILE or --all")
+    return zoo.select(patterns)
+
+
+def split_csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -1,0 +1,134 @@
+"""`facezoo convert`: published checkpoints → MINDIR, ONNX and OpenVINO IR, validated."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from facezoo.cli.common import (
+    ZooOption,
+    console,
+    err_console,
+    open_zoo,
+    reports_errors,
+    select_models,
+    split_csv,
+)
+from facezoo.converters.pipeline import ConversionRequest, ConversionResult, convert_model, plan
+from facezoo.errors import ConversionError
+from facezoo.registry import FORMATS, PRECISIONS
+
+
+def register(app: typer.Typer) -> None:
+    app.command("convert")(convert)
+
+
+@reports_errors
+def convert(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Model names or fnmatch patterns.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Comma-separated patterns (OMZ).")] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Every model of the registry.")] = False,
+    list_file: Annotated[Optional[Path], typer.Option("--list", help="File with one pattern per line.")] = None,
+    download_dir: Annotated[
+        Path, typer.Option("-d", "--download-dir", "--download_dir", help="Where `facezoo download` put the files.")
+    ] = Path("models"),
+    output_dir: Annotated[
+        Path, typer.Option("-o", "--output-dir", "--output_dir", help="Where converted models go.")
+    ] = Path("converted"),
+    formats: Annotated[str, typer.Option("--formats", help=f"Comma-separated: {','.join(FORMATS)}.")] = ",".join(FORMATS),
+    precisions: Annotated[
+        str, typer.Option("--precisions", help=f"Comma-separated: {','.join(PRECISIONS)}.")
+    ] = ",".join(PRECISIONS),
+    checkpoint: Annotated[
+        Optional[Path], typer.Option("--checkpoint", help="Use this checkpoint instead of the downloaded one.")
+    ] = None,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Models converted at once.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "--dry_run", help="Print the steps only.")] = False,
+    zoo: ZooOption = None,
+) -> None:
+    """Convert models and validate every artifact against the original network."""
+    specs = select_models(open_zoo(zoo), names, name, all_models, list_file)
+    if checkpoint is not None and len(specs) != 1:
+        raise ConversionError("--checkpoint needs exactly one model")
+    requests = [
+        ConversionRequest(spec, download_dir, output_dir, split_csv(formats), split_csv(precisions), checkpoint)
+        for spec in specs
+    ]
+    if dry_run:
+        for request in requests:
+            console.print(f"[bold]{request.spec.name}[/]")
+            for line in plan(request):
+                console.print(f"  {line}", highlight=False, soft_wrap=True)
+        return
+    results = run_conversions(requests, jobs)
+    show_results(results)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        err_console.print("FAILED: " + ", ".join(r.model for r in failed))
+        for result in failed:
+            err_console.print(f"[red]{result.model}[/]: {result.error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def run_conversions(requests: list[ConversionRequest], jobs: int) -> list[ConversionResult]:
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[model]}[/]"), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        tasks = {r.spec.name: progress.add_task("waiting", model=r.spec.name, total=1) for r in requests}
+        if jobs <= 1 or len(requests) == 1:
+            results = []
+            for request in requests:
+                task = tasks[request.spec.name]
+                result = convert_model(request, step=lambda text, t=task: progress.update(t, description=text))
+                progress.update(task, description=_status(result), completed=1)
+                results.append(result)
+            return results
+        # MindSpore keeps global state: separate processes, started fresh (spawn), not threads.
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(convert_model, request): request.spec.name for request in requests}
+            for name in tasks:
+                progress.update(tasks[name], description="converting")
+            finished = {}
+            for future in concurrent.futures.as_completed(futures):
+                result = future.result()
+                finished[result.model] = result
+                progress.update(tasks[result.model], description=_status(result), completed=1)
+        return [finished[r.spec.name] for r in requests]
+
+
+def _status(result: ConversionResult) -> str:
+    return f"[green]done[/] in {result.seconds:.0f} s" if result.passed else "[red]failed[/]"
+
+
+def show_results(results: list[ConversionResult]) -> None:
+    table = Table(title="conversion: converted artifacts against the original network")
+    for column in ("model", "format", "precision", "backend", "min cos", "mean cos", "max abs err", "batch Δ", "ok"):
+        table.add_column(column, justify="right" if column in ("min cos", "mean cos", "max abs err", "batch Δ") else "left")
+    for result in results:
+        if not result.checks:
+            table.add_row(result.model, "-", "-", "-", "-", "-", "-", "-", "[red]error[/]")
+        for check in result.checks:
+            table.add_row(
+                result.model,
+                check.format,
+                check.precision,
+                check.backend,
+                f"{check.min_cosine:.7f}",
+                f"{check.mean_cosine:.7f}",
+                f"{check.max_abs_error:.2e}",
+                f"{check.batch_relative_diff:.1e}",
+                "[green]yes[/]" if check.passed else "[red]NO[/]",
+            )
+    console.print(table)
+    for result in results:
+        if result.passed:
+            console.print(
+                f"{result.model}: {result.folder} ({result.seconds:.0f} s, peak RSS {result.peak_rss_mib:.0f} MiB)",
+                highlight=False,
+            )

@@ -1,0 +1,1 @@
+"""Turn published checkpoints into MINDIR, ONNX and OpenVINO IR with the converted contract."""

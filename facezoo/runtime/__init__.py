@@ -1,0 +1,1 @@
+"""Run converted models through OpenVINO, ONNX Runtime or MindSpore."""
