@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional, TypeVar
@@ -13,8 +14,13 @@ from rich.console import Console
 from facezoo.errors import FacezooError
 from facezoo.registry import Zoo, load_zoo
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+def _width() -> int | None:
+    # Tables of results are wide: outside a terminal (logs, CI) do not fold them at 80 columns.
+    return None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+
+
+console = Console(stderr=False, width=_width())
+err_console = Console(stderr=True, width=_width())
 
 ZooOption = Annotated[
     Optional[Path],

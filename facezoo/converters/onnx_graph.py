@@ -89,9 +89,14 @@ def set_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """FP16 weights and compute, FP32 input and output (so callers feed the same tensors)."""
+    import warnings
+
     from onnxconverter_common import float16
 
-    return float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    with warnings.catch_warnings():
+        # It warns for every weight below FP16's range that it clamps; that is the point.
+        warnings.simplefilter("ignore", UserWarning)
+        return float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
 
 
 def check_and_save(model: onnx.ModelProto, path: Path) -> None:

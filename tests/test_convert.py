@@ -1,0 +1,193 @@
+"""The MindSpore conversion path on stand-in checkpoints: every format and precision."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from facezoo.converters import pipeline
+from facezoo.converters.mindspore_source import MindSporeSource
+from facezoo.converters.pipeline import ConversionRequest, convert_model
+from facezoo.faces import probe_images, to_model_input
+from facezoo.registry import load_zoo
+from facezoo.runtime.backends import open_backend
+from facezoo.standins import build_standins
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def standin_models(tmp_path_factory):
+    """Stand-in checkpoints of the small MindSpore models, laid out as downloads would be."""
+    root = tmp_path_factory.mktemp("standins")
+    standins = build_standins(load_zoo(), root, ["lightcnn", "mindface-arcface-mobilefacenet", "sphereface"])
+    return standins.zoo(), root
+
+
+def _request(zoo, root, name, out, formats=("mindir", "onnx", "openvino"), precisions=("FP32", "FP16")):
+    return ConversionRequest(zoo.get(name), root, out, list(formats), list(precisions))
+
+
+@pytest.fixture(scope="module")
+def converted_mobilefacenet(standin_models, tmp_path_factory):
+    zoo, root = standin_models
+    out = tmp_path_factory.mktemp("converted")
+    result = convert_model(_request(zoo, root, "mindface-arcface-mobilefacenet", out))
+    assert result.passed, result.error
+    return zoo, root, out, result
+
+
+def test_every_format_and_precision_is_written_with_a_model_card(converted_mobilefacenet):
+    zoo, _, out, result = converted_mobilefacenet
+    name = "mindface-arcface-mobilefacenet"
+    for precision in ("FP32", "FP16"):
+        folder = out / name / precision
+        for suffix in (".mindir", ".onnx", ".xml", ".bin"):
+            assert (folder / f"{name}{suffix}").is_file()
+        card = json.loads((folder / "model_card.json").read_text())
+        assert card["precision"] == precision
+        assert card["input"]["channel_order"] == "BGR" and card["input"]["shape"] == [-1, 3, 112, 112]
+        assert card["output"] == {"name": "embedding", "shape": [-1, 512], "l2_normalized": False}
+        assert set(card["files"]) >= {f"{name}.onnx", f"{name}.xml", f"{name}.bin", f"{name}.mindir"}
+        assert card["validation"] and all(check["passed"] for check in card["validation"])
+        assert card["tools"]["mindspore"].startswith("2.")
+    # nothing left behind but the published folders
+    assert sorted(p.name for p in out.iterdir()) == [name]
+    assert {c.backend for c in result.checks} == {"onnxruntime", "openvino", "mindspore"}
+    fp32 = [c for c in result.checks if c.precision == "FP32"]
+    assert min(c.min_cosine for c in fp32) >= 0.99999
+
+
+def test_onnx_is_checked_opset_pinned_with_contract_names(converted_mobilefacenet):
+    zoo, _, out, _ = converted_mobilefacenet
+    model = onnx.load(str(out / "mindface-arcface-mobilefacenet/FP32/mindface-arcface-mobilefacenet.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    (graph_input,) = model.graph.input
+    assert graph_input.name == "data"
+    assert graph_input.type.tensor_type.shape.dim[0].dim_param == "N"
+    assert [o.name for o in model.graph.output] == ["embedding"]
+
+
+@pytest.mark.parametrize("fmt, backend", [("onnx", "onnxruntime"), ("onnx", "openvino"), ("xml", "openvino"), ("mindir", "mindspore")])
+def test_channel_swap_is_inside_the_converted_model(converted_mobilefacenet, fmt, backend):
+    """Converted(BGR) = original(RGB); feeding the converted model RGB must give something else."""
+    zoo, root, out, _ = converted_mobilefacenet
+    spec = zoo.get("mindface-arcface-mobilefacenet")
+    source = MindSporeSource(spec, root / spec.name / spec.conversion.checkpoint)
+    images = probe_images(3, (112, 112))
+    reference = source.reference(images)
+    backend_ = open_backend(out / spec.name / "FP32" / f"{spec.name}.{fmt}", backend)
+    bgr = backend_.infer(to_model_input(images, "BGR"))
+    rgb = backend_.infer(to_model_input(images, "RGB"))
+    cos_bgr = _cosines(bgr, reference)
+    cos_rgb = _cosines(rgb, reference)
+    assert cos_bgr.min() > 0.99999
+    # the colour-asymmetric probe tells the orders apart
+    assert cos_rgb.min() < 0.999
+
+
+def test_batch_n_equals_n_runs_of_batch_one_on_every_backend(converted_mobilefacenet):
+    zoo, _, out, _ = converted_mobilefacenet
+    folder = out / "mindface-arcface-mobilefacenet" / "FP32"
+    batch = to_model_input(probe_images(5, (112, 112)), "BGR")
+    for path, backend in [("m.onnx", "onnxruntime"), ("m.onnx", "openvino"), ("m.xml", "openvino"), ("m.mindir", "mindspore")]:
+        file = folder / path.replace("m.", "mindface-arcface-mobilefacenet.")
+        runner = open_backend(file, backend)
+        together = runner.infer(batch)
+        alone = np.concatenate([runner.infer(batch[i : i + 1]) for i in range(len(batch))])
+        np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4 * np.abs(alone).max(), err_msg=f"{file} {backend}")
+
+
+def test_fp32_ir_keeps_fp32_weights_and_fp16_ir_compresses_them(converted_mobilefacenet):
+    _, _, out, _ = converted_mobilefacenet
+    name = "mindface-arcface-mobilefacenet"
+    fp32 = (out / name / "FP32" / f"{name}.bin").stat().st_size
+    fp16 = (out / name / "FP16" / f"{name}.bin").stat().st_size
+    assert fp16 < 0.6 * fp32
+    xml16 = (out / name / "FP16" / f"{name}.xml").read_text()
+    assert 'element_type="f16"' in xml16
+    assert 'element_type="f16"' not in (out / name / "FP32" / f"{name}.xml").read_text()
+
+
+def test_gray_model_converts_and_keeps_only_the_feature(standin_models, tmp_path):
+    zoo, root = standin_models
+    result = convert_model(_request(zoo, root, "lightcnn", tmp_path, formats=("onnx",), precisions=("FP32",)))
+    assert result.passed, result.error
+    model = onnx.load(str(tmp_path / "lightcnn/FP32/lightcnn.onnx"))
+    assert model.graph.input[0].type.tensor_type.shape.dim[1].dim_value == 1
+    (output,) = model.graph.output
+    assert output.type.tensor_type.shape.dim[1].dim_value == 256
+
+
+def test_bgr_original_needs_no_swap(standin_models, tmp_path):
+    """sphereface is BGR upstream: its converted model is fed exactly what the original is."""
+    zoo, root = standin_models
+    result = convert_model(_request(zoo, root, "sphereface", tmp_path, formats=("onnx",), precisions=("FP32",)))
+    assert result.passed, result.error
+    assert json.loads((tmp_path / "sphereface/FP32/model_card.json").read_text())["input"]["shape"] == [-1, 3, 112, 96]
+
+
+class _PerturbedSource(MindSporeSource):
+    """A deliberately broken exporter: one weight of the exported ONNX is changed."""
+
+    def export_onnx(self, path: Path) -> None:
+        super().export_onnx(path)
+        model = onnx.load(str(path))
+        biggest = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
+        array = onnx.numpy_helper.to_array(biggest).copy()
+        array.flat[: array.size // 4] *= -1.0
+        biggest.CopyFrom(onnx.numpy_helper.from_array(array, biggest.name))
+        onnx.save(model, str(path))
+
+
+def test_a_broken_artifact_fails_validation_and_leaves_nothing(standin_models, tmp_path, monkeypatch):
+    zoo, root = standin_models
+    monkeypatch.setitem(pipeline.SOURCES, "mindspore", f"{__name__}:_PerturbedSource")
+    result = convert_model(_request(zoo, root, "lightcnn", tmp_path, formats=("onnx",), precisions=("FP32",)))
+    assert not result.passed
+    assert "min cosine" in result.error and "onnx FP32" in result.error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_cli_reports_missing_download_clearly(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "converter.py"), "--name", "arcface", "--download_dir", str(tmp_path), "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 1
+    assert "arcface" in completed.stderr and "does not exist" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "out" / "arcface").exists()
+
+
+def test_convert_cli_rejects_unknown_format(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "facezoo.cli.main", "convert", "lightcnn", "--formats", "tflite", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 1
+    assert "unknown format 'tflite'" in completed.stderr
+
+
+def test_dry_run_prints_steps_and_writes_nothing(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "converter.py"), "--name", "sphere*", "--dry_run", "-o", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "export onnx FP16" in completed.stdout and "sphereface.xml" in completed.stdout
+    assert not (tmp_path / "o").exists()
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
