@@ -78,12 +78,18 @@ def compare(
     return metrics, not reasons, "; ".join(reasons)
 
 
+# MindSpore's CPU kernels run convolutions at about 1 GFLOP/s on this class of machine (ONNX
+# Runtime: ~100), so its batch-identity check re-runs only the first rows one at a time.
+SINGLE_RUNS = {"mindspore": 2}
+
+
 def run_batch_and_singles(backend, batch: np.ndarray) -> tuple[np.ndarray, float]:
     """Outputs for the whole batch, and the largest relative gap to one-at-a-time runs."""
     outputs = np.asarray(backend.infer(batch), np.float32)
-    singles = np.concatenate([np.asarray(backend.infer(batch[i : i + 1]), np.float32) for i in range(len(batch))])
+    rows = min(len(batch), SINGLE_RUNS.get(backend.name, len(batch)))
+    singles = np.concatenate([np.asarray(backend.infer(batch[i : i + 1]), np.float32) for i in range(rows)])
     scale = float(np.max(np.abs(singles))) or 1.0
-    return outputs, float(np.max(np.abs(outputs - singles))) / scale
+    return outputs, float(np.max(np.abs(outputs[:rows] - singles))) / scale
 
 
 def check_artifact(

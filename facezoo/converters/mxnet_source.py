@@ -1,0 +1,147 @@
+"""MXNet models (``-symbol.json`` + ``.params``) as conversion sources, without MXNet.
+
+The original model is the NumPy reference executor (:class:`facezoo.mxnet.MXNetModel`) fed the
+registry's input contract; the converted artifacts come from one translation to ONNX
+(:func:`facezoo.mxnet.mxnet_to_onnx`, the channel swap folded into the first convolution), from
+which the MINDIR is imported (:mod:`facezoo.converters.onnx_to_mindspore`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facezoo.errors import ConversionError, FacezooError
+from facezoo.registry import ModelSpec
+
+
+@dataclass
+class MXNetSource:
+    """The original MXNet graph with its parameters, fed the upstream preprocessing."""
+
+    spec: ModelSpec
+    symbol_path: Path
+    params_path: Path
+    model: object = field(init=False, repr=False)
+    _onnx: object = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        from facezoo.mxnet import MXNetModel, load_params, load_symbol, split_arg_aux
+
+        self.symbol_path = Path(self.symbol_path)
+        self.params_path = Path(self.params_path)
+        if not self.spec.conversion.output_node:
+            raise ConversionError(f"{self.spec.name}: the registry entry names no conversion.output_node")
+        try:
+            graph = load_symbol(self.symbol_path)
+            args, auxs = split_arg_aux(load_params(self.params_path))
+            self.model = MXNetModel(graph, args, auxs, data_names=(self.spec.input.name,))
+            graph.resolve_output(self.spec.conversion.output_node)
+        except ConversionError:
+            raise
+        except FacezooError as exc:  # MXNetFormatError, UnsupportedOperatorError
+            raise ConversionError(f"{self.spec.name}: {exc}") from None
+        except KeyError as exc:
+            raise ConversionError(f"{self.spec.name}: {exc}") from None
+
+    @property
+    def source_files(self) -> list[Path]:
+        return [self.symbol_path, self.params_path]
+
+    # ------------------------------------------------------------------------------ original --
+    def original_input(self, images_bgr: np.ndarray) -> np.ndarray:
+        """uint8 BGR NHWC images -> what the original graph's input takes (float32 NCHW)."""
+        from facezoo.faces import to_model_input
+
+        batch = to_model_input(images_bgr, self.spec.input.channel_order)
+        if self.spec.input.normalization == "outside":
+            mean, inv_std = _normalization(self.spec, self.spec.input.channel_order)
+            batch = (batch - mean) * inv_std
+        return np.ascontiguousarray(batch, np.float32)
+
+    def reference(self, images_bgr: np.ndarray) -> np.ndarray:
+        """Embeddings of the original model (``conversion.output_node``) for uint8 BGR images."""
+        node = self.spec.conversion.output_node
+        try:
+            outputs = self.model.run({self.spec.input.name: self.original_input(images_bgr)}, [node])
+        except FacezooError as exc:
+            raise ConversionError(f"{self.spec.name}: the MXNet graph does not run: {exc}") from None
+        return np.asarray(outputs[node], np.float32).reshape(len(images_bgr), -1)
+
+    # ------------------------------------------------------------------------------- exports --
+    def onnx_model(self):
+        """The FP32 ONNX with the converted contract (built once)."""
+        if self._onnx is None:
+            self._onnx = self._build_onnx()
+        return self._onnx
+
+    def export_onnx(self, path: Path) -> None:
+        from facezoo.converters import onnx_graph
+
+        onnx_graph.check_and_save(self.onnx_model(), Path(path))
+
+    def export_mindir(self, path: Path, precision: str) -> None:
+        from facezoo.converters.onnx_to_mindspore import export_mindir, onnx_to_mindspore
+
+        path = Path(path)
+        cell = onnx_to_mindspore(self.onnx_model(), precision=precision)
+        export_mindir(cell, path)
+
+    def _needs_channel_swap(self) -> bool:
+        return self.spec.input.channels == 3 and self.spec.input.channel_order != self.spec.converted.channel_order
+
+    def _build_onnx(self):
+        from facezoo.mxnet import mxnet_to_onnx
+
+        spec = self.spec
+        if spec.input.channel_order == "GRAY" and spec.converted.channel_order != "GRAY":
+            raise ConversionError(f"{spec.name}: a gray model cannot take {spec.converted.channel_order} input")
+        try:
+            model = mxnet_to_onnx(
+                self.model.graph,
+                {**self.model.params},
+                input_shape=spec.input.shape,
+                output_node=spec.conversion.output_node,
+                output_name=spec.converted.output_name,
+                reverse_input_channels=self._needs_channel_swap(),
+                opset=spec.conversion.opset,
+                input_name=spec.input.name,
+            )
+        except (FacezooError, ValueError) as exc:
+            raise ConversionError(f"{spec.name}: cannot translate the MXNet graph to ONNX: {exc}") from None
+        if spec.input.name != spec.converted.input_name:
+            from facezoo.converters import onnx_graph
+
+            onnx_graph.rename_io(model, spec.converted.input_name, spec.converted.output_name)
+        if spec.input.normalization == "outside":
+            _prepend_normalization(model, spec)
+        model.producer_name = "facezoo"
+        return model
+
+
+def _normalization(spec: ModelSpec, channel_order: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and 1/std as (1,C,1,1) float32, in the channel order of the tensor they apply to."""
+    channels = spec.input.channels
+    mean = np.broadcast_to(np.asarray(spec.input.mean, np.float32), (channels,)).copy()
+    std = np.broadcast_to(np.asarray(spec.input.std, np.float32), (channels,)).copy()
+    if channel_order != spec.input.channel_order and channels == 3:
+        mean, std = mean[::-1].copy(), std[::-1].copy()
+    return mean.reshape(1, channels, 1, 1), (1.0 / std).reshape(1, channels, 1, 1).astype(np.float32)
+
+
+def _prepend_normalization(model, spec: ModelSpec) -> None:
+    """(x - mean) * (1/std) in front of the graph, in the converted channel order."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    name = spec.converted.input_name
+    mean, inv_std = _normalization(spec, spec.converted.channel_order)
+    centred, scaled = f"{name}__centred", f"{name}__normalized"
+    for node in graph.node:
+        node.input[:] = [scaled if i == name else i for i in node.input]
+    graph.initializer.extend([numpy_helper.from_array(mean, f"{name}__mean"),
+                              numpy_helper.from_array(inv_std, f"{name}__inv_std")])
+    graph.node.insert(0, helper.make_node("Mul", [centred, f"{name}__inv_std"], [scaled], name=f"{name}/normalize_scale"))
+    graph.node.insert(0, helper.make_node("Sub", [name, f"{name}__mean"], [centred], name=f"{name}/normalize_mean"))

@@ -1,0 +1,118 @@
+"""MindSpore definitions of the registry's network architectures.
+
+``ARCHITECTURES`` maps the registry's ``architecture`` names to builders of the bare inference
+network (MindSpore ``nn.Cell``; build it in GRAPH mode, call ``set_train(False)``).
+
+Parameter names, shapes and order of every network equal the upstream checkpoints'
+(``Parameter.name``; see ``shared/reference/mindspore/*.params.tsv``), so
+``[(p.name, p.shape) for p in net.get_parameters()]`` is the tsv, training heads excepted:
+
+- ``iresnet100``: all of ``arcface_iresnet100_ms1mv2.params.tsv`` (= ``mindface_iresnet100``).
+- ``sphere20a``: the tsv minus ``fc6.weight`` (the A-Softmax training head; ignored by the loader).
+- ``lightcnn9``: all of ``lightcnn9.params.tsv``; ``fc2`` (79077 classes) is the first output.
+- ``mobilefacenet``: ``mindface_mobilefacenet.params.tsv`` (``0.layers.N...``) as ``Parameter.name``;
+  ``parameters_and_names()`` yields the attribute-path naming of the ``.attrpath`` tsv.
+
+Output convention: ``construct`` returns a single tensor (iresnet100, sphere20a, mobilefacenet:
+the embedding) or a tuple (lightcnn9: ``(logits, feature)``). The registry's ``output.index``
+picks the embedding; ``network_output(outputs, index)`` applies that rule and
+``EmbeddingNet(net, index)`` wraps a network so that it returns the embedding alone (for export).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mindspore import nn
+
+from facezoo.errors import RegistryError
+from facezoo.networks.iresnet import iresnet100
+from facezoo.networks.lightcnn import lightcnn9
+from facezoo.networks.mobilefacenet import mobilefacenet
+from facezoo.networks.sphereface import sphere20a
+
+ARCHITECTURES: dict[str, Callable[[], nn.Cell]] = {
+    "iresnet100": iresnet100,
+    "sphere20a": sphere20a,
+    "lightcnn9": lightcnn9,
+    "mobilefacenet": mobilefacenet,
+}
+
+#: Checkpoint keys (after stripping `network.` / `_backbone.`) of each architecture's training head.
+TRAINING_HEADS: dict[str, tuple[str, ...]] = {
+    "iresnet100": ("mp_weight", "fc.weight"),  # `fc.weight` counts only when it is not the backbone's
+    "sphere20a": ("fc6.weight",),
+    "lightcnn9": ("fc2.weight", "fc2.bias"),
+    "mobilefacenet": ("fc.weight", "mp_weight"),
+}
+
+#: Network parameters a checkpoint may lack: they do not influence the embedding.
+OPTIONAL_PARAMS: dict[str, tuple[str, ...]] = {
+    "iresnet100": (),
+    "sphere20a": (),
+    "lightcnn9": ("fc2.weight", "fc2.bias"),
+    "mobilefacenet": (),
+}
+
+
+def _check(architecture: str) -> None:
+    if architecture not in ARCHITECTURES:
+        raise RegistryError(
+            f"unknown network architecture {architecture!r}; known architectures: {', '.join(ARCHITECTURES)}"
+        )
+
+
+def build_network(architecture: str) -> nn.Cell:
+    """A fresh network of ``architecture`` in inference mode (randomly initialised)."""
+    _check(architecture)
+    net = ARCHITECTURES[architecture]()
+    net.set_train(False)
+    return net
+
+
+def network_output(outputs: Any, index: int = 0) -> Any:
+    """The embedding among a network's outputs: ``outputs[index]`` for a tuple, else the tensor.
+
+    A single tensor is output 0; asking it for another index is an error.
+    """
+    if isinstance(outputs, (tuple, list)):
+        if not 0 <= index < len(outputs):
+            raise IndexError(f"output index {index} out of range for a network with {len(outputs)} outputs")
+        return outputs[index]
+    if index != 0:
+        raise IndexError(f"output index {index} out of range for a network with a single output")
+    return outputs
+
+
+class EmbeddingNet(nn.Cell):
+    """Wraps a network so that construct returns only output ``index`` (the embedding).
+
+    Created without auto prefix: the wrapped network's parameter names stay unchanged.
+    """
+
+    def __init__(self, net: nn.Cell, index: int = 0):
+        super().__init__(auto_prefix=False)
+        self.net = net
+        self.index = index
+
+    def construct(self, x):
+        out = self.net(x)
+        if isinstance(out, tuple):
+            return out[self.index]
+        return out
+
+
+def parameter_table(net: nn.Cell) -> list[tuple[str, str, tuple[int, ...]]]:
+    """``(Parameter.name, attribute path, shape)`` of every parameter, in checkpoint order."""
+    return [(p.name, path, tuple(p.shape)) for path, p in net.parameters_and_names()]
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "EmbeddingNet",
+    "OPTIONAL_PARAMS",
+    "TRAINING_HEADS",
+    "build_network",
+    "network_output",
+    "parameter_table",
+]
