@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 # One module per command group; a module that is not written yet is simply absent.
-COMMAND_MODULES = ("info", "download", "convert", "demo", "run", "check", "evaluate", "benchmark")
+COMMAND_MODULES = ("info", "standins", "download", "convert", "demo", "run", "check", "evaluate", "benchmark")
 
 for _module in COMMAND_MODULES:
     try:
