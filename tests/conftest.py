@@ -183,3 +183,28 @@ def run_downloader(args: list[str], cwd: Path, env: dict | None = None, timeout:
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def standin_models(tmp_path_factory):
+    """Stand-in checkpoints of the small MindSpore models, laid out as `facezoo download` does."""
+    from facezoo.standins import build_standins
+
+    root = tmp_path_factory.mktemp("standin-models")
+    standins = build_standins(load_zoo(), root, ["lightcnn", "mindface-arcface-mobilefacenet", "sphereface"])
+    return standins.zoo(), root
+
+
+@pytest.fixture(scope="session")
+def converted_mobilefacenet(standin_models, tmp_path_factory):
+    """mindface MobileFaceNet converted to every format and precision (the smallest network)."""
+    from facezoo.converters.pipeline import ConversionRequest, convert_model
+
+    zoo, root = standin_models
+    out = tmp_path_factory.mktemp("converted")
+    request = ConversionRequest(
+        zoo.get("mindface-arcface-mobilefacenet"), root, out, ["mindir", "onnx", "openvino"], ["FP32", "FP16"]
+    )
+    result = convert_model(request)
+    assert result.passed, result.error
+    return zoo, root, out, result

@@ -15,32 +15,13 @@ from facezoo.converters import pipeline
 from facezoo.converters.mindspore_source import MindSporeSource
 from facezoo.converters.pipeline import ConversionRequest, convert_model
 from facezoo.faces import probe_images, to_model_input
-from facezoo.registry import load_zoo
 from facezoo.runtime.backends import open_backend
-from facezoo.standins import build_standins
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def standin_models(tmp_path_factory):
-    """Stand-in checkpoints of the small MindSpore models, laid out as downloads would be."""
-    root = tmp_path_factory.mktemp("standins")
-    standins = build_standins(load_zoo(), root, ["lightcnn", "mindface-arcface-mobilefacenet", "sphereface"])
-    return standins.zoo(), root
-
-
 def _request(zoo, root, name, out, formats=("mindir", "onnx", "openvino"), precisions=("FP32", "FP16")):
     return ConversionRequest(zoo.get(name), root, out, list(formats), list(precisions))
-
-
-@pytest.fixture(scope="module")
-def converted_mobilefacenet(standin_models, tmp_path_factory):
-    zoo, root = standin_models
-    out = tmp_path_factory.mktemp("converted")
-    result = convert_model(_request(zoo, root, "mindface-arcface-mobilefacenet", out))
-    assert result.passed, result.error
-    return zoo, root, out, result
 
 
 def test_every_format_and_precision_is_written_with_a_model_card(converted_mobilefacenet):
@@ -191,3 +172,38 @@ def test_dry_run_prints_steps_and_writes_nothing(tmp_path):
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_convert_onnx_option_imports_any_supported_graph_into_mindir(converted_mobilefacenet, tmp_path):
+    _, _, out, _ = converted_mobilefacenet
+    source = out / "mindface-arcface-mobilefacenet" / "FP32" / "mindface-arcface-mobilefacenet.onnx"
+    done = subprocess.run(
+        [sys.executable, "-m", "facezoo.cli.main", "convert", "--onnx", str(source), "--formats", "mindir",
+         "--precisions", "FP32", "-o", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    mindir = tmp_path / "mindface-arcface-mobilefacenet" / "FP32" / "mindface-arcface-mobilefacenet.mindir"
+    batch = to_model_input(probe_images(2, (112, 112)), "BGR")
+    expected = open_backend(source, "onnxruntime").infer(batch)
+    np.testing.assert_allclose(open_backend(mindir).infer(batch), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_convert_onnx_option_names_the_first_unsupported_op(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["data"], ["r"], name="fine"), helper.make_node("Hardmax", ["r"], ["out"], name="odd_one")],
+        "g",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
+    )
+    path = tmp_path / "odd.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    done = subprocess.run(
+        [sys.executable, "-m", "facezoo.cli.main", "convert", "--onnx", str(path), "--formats", "mindir", "-o", str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 1
+    assert "Hardmax" in done.stderr and "odd_one" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o" / "odd").exists()

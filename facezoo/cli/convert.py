@@ -50,9 +50,16 @@ def convert(
     ] = None,
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Models converted at once.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", "--dry_run", help="Print the steps only.")] = False,
+    onnx_file: Annotated[
+        Optional[Path],
+        typer.Option("--onnx", help="Convert this ONNX file (any graph of supported ops) to MINDIR instead."),
+    ] = None,
     zoo: ZooOption = None,
 ) -> None:
     """Convert models and validate every artifact against the original network."""
+    if onnx_file is not None:
+        convert_onnx(onnx_file, output_dir, split_csv(formats), split_csv(precisions), dry_run)
+        return
     specs = select_models(open_zoo(zoo), names, name, all_models, list_file)
     if checkpoint is not None and len(specs) != 1:
         raise ConversionError("--checkpoint needs exactly one model")
@@ -74,6 +81,25 @@ def convert(
         for result in failed:
             err_console.print(f"[red]{result.model}[/]: {result.error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+def convert_onnx(onnx_file: Path, output_dir: Path, formats: list[str], precisions: list[str], dry_run: bool) -> None:
+    """`--onnx FILE --formats mindir`: the ONNX → MindSpore importer on its own."""
+    if formats != ["mindir"]:
+        raise ConversionError(f"--onnx converts to MINDIR only: pass --formats mindir (got {','.join(formats)})")
+    folder = output_dir / onnx_file.stem
+    if dry_run:
+        for precision in precisions:
+            console.print(f"import {onnx_file} → {folder / precision / (onnx_file.stem + '.mindir')}", highlight=False)
+        return
+    if not onnx_file.is_file():
+        raise ConversionError(f"{onnx_file}: no such ONNX file")
+    from facezoo.converters.onnx_to_mindspore import convert_onnx_file
+
+    with err_console.status(f"importing {onnx_file.name} into MindSpore and validating against ONNX Runtime"):
+        written = convert_onnx_file(onnx_file, output_dir, precisions)
+    for path in written:
+        console.print(f"wrote {path} (matches ONNX Runtime)", highlight=False)
 
 
 def run_conversions(requests: list[ConversionRequest], jobs: int) -> list[ConversionResult]:

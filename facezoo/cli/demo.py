@@ -28,6 +28,8 @@ def demo(
     formats: Annotated[str, typer.Option("--formats")] = ",".join(FORMATS),
     precisions: Annotated[str, typer.Option("--precisions")] = ",".join(PRECISIONS),
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Models converted at once.")] = 1,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Run `facezoo check` on the results.")] = True,
+    check_samples: Annotated[int, typer.Option("--check-samples", help="Faces per model for the check.")] = 6,
     zoo: ZooOption = None,
 ) -> None:
     """Build stand-ins, serve them on 127.0.0.1, download, convert and validate them."""
@@ -59,8 +61,17 @@ def demo(
     ]
     results = run_conversions(requests, jobs)
     show_results(results)
+    converted = [spec for spec, result in zip(chosen, results) if result.passed]
+    reports = []
+    if check and converted:
+        from facezoo.accuracy import check_models, show_agreement
+
+        console.print("checking converted models against the originals (facezoo check)")
+        reports = check_models(converted, workdir / "models", workdir / "converted", samples=check_samples)
+        show_agreement(reports, console=console)
     table = Table(title="facezoo demo summary (stand-in weights)")
-    for column in ("model", "stand-in", "download", "convert", "worst cosine FP32", "worst cosine FP16"):
+    agreement = {report.model: report for report in reports}
+    for column in ("model", "stand-in", "download", "convert", "worst cosine FP32", "worst cosine FP16", "check"):
         table.add_column(column)
     for spec, result in zip(chosen, results):
         worst = {
@@ -75,11 +86,21 @@ def demo(
             f"[green]ok[/] {result.seconds:.0f} s" if result.passed else "[red]failed[/]",
             f"{worst['FP32']:.7f}",
             f"{worst['FP16']:.5f}",
+            _check_cell(agreement.get(spec.name)),
         )
     console.print(table)
     failed = [r for r in results if not r.passed]
-    if failed:
-        for result in failed:
-            err_console.print(f"[red]{result.model}[/]: {result.error}", highlight=False, soft_wrap=True)
+    for result in failed:
+        err_console.print(f"[red]{result.model}[/]: {result.error}", highlight=False, soft_wrap=True)
+    unchecked = [r.model for r in reports if not r.passed]
+    if unchecked:
+        err_console.print(f"[red]check failed[/]: {', '.join(unchecked)}")
+    if failed or unchecked:
         raise typer.Exit(1)
     console.print(f"converted models are in {workdir / 'converted'}", highlight=False)
+
+
+def _check_cell(report) -> str:
+    if report is None:
+        return "-"
+    return "[green]passed[/]" if report.passed else "[red]FAILED[/]"

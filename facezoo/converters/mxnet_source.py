@@ -43,8 +43,6 @@ class MXNetSource:
             raise
         except FacezooError as exc:  # MXNetFormatError, UnsupportedOperatorError
             raise ConversionError(f"{self.spec.name}: {exc}") from None
-        except KeyError as exc:
-            raise ConversionError(f"{self.spec.name}: {exc}") from None
 
     @property
     def source_files(self) -> list[Path]:
@@ -61,14 +59,25 @@ class MXNetSource:
             batch = (batch - mean) * inv_std
         return np.ascontiguousarray(batch, np.float32)
 
-    def reference(self, images_bgr: np.ndarray) -> np.ndarray:
-        """Embeddings of the original model (``conversion.output_node``) for uint8 BGR images."""
+    def run_original(self, batch: np.ndarray) -> np.ndarray:
+        """``conversion.output_node`` of the original graph for an input already in its contract
+        (float32 NCHW, original channel order and normalization), as (N, features) float32."""
         node = self.spec.conversion.output_node
         try:
-            outputs = self.model.run({self.spec.input.name: self.original_input(images_bgr)}, [node])
+            outputs = self.model.run({self.spec.input.name: np.asarray(batch, np.float32)}, [node])
         except FacezooError as exc:
             raise ConversionError(f"{self.spec.name}: the MXNet graph does not run: {exc}") from None
-        return np.asarray(outputs[node], np.float32).reshape(len(images_bgr), -1)
+        return np.asarray(outputs[node], np.float32).reshape(len(batch), -1)
+
+    def reference(self, images_bgr: np.ndarray) -> np.ndarray:
+        """Embeddings of the original model (``conversion.output_node``) for uint8 BGR images."""
+        embeddings = self.run_original(self.original_input(images_bgr))
+        if embeddings.shape[1] != self.spec.output.dim:
+            raise ConversionError(
+                f"{self.spec.name}: {self.spec.conversion.output_node} gives {embeddings.shape[1]} features, "
+                f"the registry says output.dim {self.spec.output.dim}"
+            )
+        return embeddings
 
     # ------------------------------------------------------------------------------- exports --
     def onnx_model(self):

@@ -69,9 +69,6 @@ COSINE_THRESHOLDS = {"FP32": 0.99999, "FP16": 0.999}
 BATCH_TOLERANCE = {"FP32": 1e-4, "FP16": 2e-3}
 
 _FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16}
-_INT_TYPES = {TensorProto.INT64, TensorProto.INT32, TensorProto.INT16, TensorProto.INT8, TensorProto.UINT8}
-
-Dim = "int | str | None"  # static size, symbolic name, unknown
 
 
 # ------------------------------------------------------------------------------ utilities ----
@@ -727,15 +724,18 @@ def _h_split(b, node):
     sizes = _split_sizes(b, node, dim)
     if len(sizes) != len(node.output):
         raise _fail(node, f"{len(sizes)} split sizes for {len(node.output)} outputs")
-    tup = b.fresh(f"{node.name}_parts", "v")
-    b.emit(f"{tup} = ops.split({b.expr(node.input[0])}, {_lit(tuple(sizes))}, {axis})")
+    # slices, not ops.split: after some ops (ops.pad) a dynamic-batch MINDIR export of ops.split
+    # keeps a shape check that the loaded graph cannot infer
+    x = b.expr(node.input[0])
+    lead = ":, " * axis
+    start = 0
     for k, name in enumerate(node.output):
+        stop = start + sizes[k]
         if name:
-            var = b.var_for(name)
-            b.emit(f"{var} = {tup}[{k}]")
             dims = list(s)
             dims[axis] = sizes[k]
-            b.set_shape(name, dims)
+            _out(b, node, f"{x}[{lead}{start}:{stop}]", index=k, shape=dims)
+        start = stop
 
 
 def _h_gather(b, node):

@@ -1,1 +1,31 @@
-"""Run converted models through OpenVINO, ONNX Runtime or MindSpore."""
+"""Run converted models through OpenVINO, ONNX Runtime or MindSpore, on CPU, GPU or Ascend.
+
+    from facezoo.runtime import load, Embedder
+    model = load("converted/arcface/FP32/arcface.xml")          # OpenVINO on CPU
+    embeddings = Embedder(model)([face_a, face_b])              # L2-normalized
+"""
+
+from facezoo.runtime.backends import BackendError, BackendOptions, open_backend
+from facezoo.runtime.devices import available_devices
+from facezoo.runtime.embedder import Embedder, align_face, cosine_similarity, l2_normalize, read_image
+from facezoo.runtime.model import FaceModel, InputError, TensorSpec, load
+from facezoo.runtime.resolve import Artifact, find_artifacts, resolve_artifact
+
+__all__ = [
+    "Artifact",
+    "BackendError",
+    "BackendOptions",
+    "Embedder",
+    "FaceModel",
+    "InputError",
+    "TensorSpec",
+    "align_face",
+    "available_devices",
+    "cosine_similarity",
+    "find_artifacts",
+    "l2_normalize",
+    "load",
+    "open_backend",
+    "read_image",
+    "resolve_artifact",
+]

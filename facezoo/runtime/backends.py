@@ -1,20 +1,23 @@
 """Thin adapters that run one converted file through one inference library.
 
-Each adapter takes a float32 NCHW batch and returns the first output as float32; the
-public runtime API (facezoo.runtime) builds on these.
+Each adapter takes a float32 NCHW batch and returns the first output as float32. They never
+fall back to another device on their own: `device` is what the caller asked for (AUTO is
+resolved by facezoo.runtime.devices before an adapter is built).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Iterable, Protocol
 
 import numpy as np
 
 from facezoo.errors import FacezooError
 
 BACKEND_FOR_SUFFIX = {".xml": "openvino", ".onnx": "onnxruntime", ".mindir": "mindspore"}
+FILES_FOR_BACKEND = {"openvino": (".xml", ".onnx"), "onnxruntime": (".onnx",), "mindspore": (".mindir",)}
 
 
 class BackendError(FacezooError):
@@ -27,85 +30,147 @@ class Backend(Protocol):
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...
 
+    def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]: ...
+
+    def version(self) -> str: ...
+
     def close(self) -> None: ...
 
 
 @dataclass
-class OnnxRuntimeBackend:
-    path: Path
-    device: str = "CPU"
-    threads: int | None = None
-    name: str = "onnxruntime"
+class BackendOptions:
+    """Tuning knobs; each backend uses the ones it understands."""
 
-    def __post_init__(self) -> None:
+    threads: int | None = None
+    num_streams: int | None = None  # OpenVINO streams / parallel requests
+    precision_hint: str | None = None  # OpenVINO INFERENCE_PRECISION_HINT: f32, f16, bf16
+    performance_hint: str | None = None  # OpenVINO: LATENCY or THROUGHPUT
+    ort_cuda: dict = field(default_factory=dict)  # ONNX Runtime CUDA provider options
+
+
+class _Sequential:
+    """infer_many for libraries without an asynchronous queue: one batch after another."""
+
+    def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
+        return [self.infer(batch) for batch in batches]
+
+
+class OnnxRuntimeBackend(_Sequential):
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, device: str, options: BackendOptions):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        providers = {"CPU": ["CPUExecutionProvider"], "GPU": ["CUDAExecutionProvider"]}.get(self.device)
-        if providers is None:
-            raise BackendError(f"{self.path}: onnxruntime backend has no device {self.device!r}")
+        from facezoo.runtime.devices import ORT_PROVIDER_FOR_DEVICE
+
+        self.path, self.device = path, device
+        session_options = ort.SessionOptions()
+        if options.threads:
+            session_options.intra_op_num_threads = options.threads
+        provider = ORT_PROVIDER_FOR_DEVICE[device]
+        providers = [(provider, options.ort_cuda)] if device == "GPU" and options.ort_cuda else [provider]
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+            self.session = ort.InferenceSession(str(path), session_options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise BackendError(f"{self.path}: onnxruntime cannot load the model: {exc}") from None
+            raise BackendError(f"{path}: onnxruntime cannot load the model on {device}: {exc}") from None
+        if provider not in self.session.get_providers():
+            raise BackendError(f"{path}: onnxruntime did not enable {provider} (got {self.session.get_providers()})")
         self.input_name = self.session.get_inputs()[0].name
+        self._version = ort.__version__
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0]
+
+    def version(self) -> str:
+        return self._version
 
     def close(self) -> None:
         self.session = None
 
 
-@dataclass
 class OpenVinoBackend:
-    path: Path
-    device: str = "CPU"
-    threads: int | None = None
-    name: str = "openvino"
+    name = "openvino"
 
-    def __post_init__(self) -> None:
+    def __init__(self, path: Path, device: str, options: BackendOptions):
         import openvino as ov
 
+        self.path, self.device = path, device
         core = ov.Core()
-        config = {"INFERENCE_NUM_THREADS": self.threads} if self.threads else {}
-        # Keep FP32 compute on CPUs with bf16/fp16 units: precision is what the file says.
-        config["INFERENCE_PRECISION_HINT"] = "f32"
+        config: dict = {}
+        if options.threads:
+            config["INFERENCE_NUM_THREADS"] = options.threads
+        if options.num_streams:
+            config["NUM_STREAMS"] = options.num_streams
+        if options.performance_hint:
+            config["PERFORMANCE_HINT"] = options.performance_hint
+        # CPUs with bf16/fp16 units would otherwise lower FP32 models: precision is explicit.
+        config["INFERENCE_PRECISION_HINT"] = options.precision_hint or "f32"
         try:
-            self.compiled = core.compile_model(core.read_model(str(self.path)), self.device, config)
+            self.compiled = core.compile_model(core.read_model(str(path)), device, config)
         except RuntimeError as exc:
-            raise BackendError(f"{self.path}: OpenVINO cannot compile the model on {self.device}: {exc}") from None
+            raise BackendError(f"{path}: OpenVINO cannot compile the model on {device}: {exc}") from None
         self.request = self.compiled.create_infer_request()
+        self._version = ov.get_version()
+        self._pool: list = []
+
+    @property
+    def optimal_requests(self) -> int:
+        return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.request.infer({0: batch})[0].copy()
 
+    def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
+        """All batches in flight over the device's optimal number of requests, in order.
+
+        Round-robin over plain InferRequests rather than AsyncInferQueue: a Python callback on
+        OpenVINO's threads deadlocked the CompiledModel's teardown here (2026.4).
+        """
+        if not self._pool:
+            self._pool = [self.compiled.create_infer_request() for _ in range(self.optimal_requests)]
+        results: list[np.ndarray | None] = []
+        pending: dict[int, int] = {}  # request slot → index of the batch it runs
+        for index, batch in enumerate(batches):
+            slot = index % len(self._pool)
+            self._finish(slot, pending, results)
+            results.append(None)
+            self._pool[slot].start_async({0: batch})
+            pending[slot] = index
+        for slot in list(pending):
+            self._finish(slot, pending, results)
+        return results  # type: ignore[return-value]
+
+    def _finish(self, slot: int, pending: dict[int, int], results: list) -> None:
+        if slot in pending:
+            request = self._pool[slot]
+            request.wait()
+            results[pending.pop(slot)] = request.get_output_tensor(0).data.copy()
+
+    def version(self) -> str:
+        return self._version
+
     def close(self) -> None:
+        self._pool = []
         self.request = None
         self.compiled = None
 
 
-@dataclass
-class MindSporeBackend:
-    path: Path
-    device: str = "CPU"
-    threads: int | None = None
-    name: str = "mindspore"
+class MindSporeBackend(_Sequential):
+    name = "mindspore"
 
-    def __post_init__(self) -> None:
+    def __init__(self, path: Path, device: str, options: BackendOptions):
         import mindspore as ms
         from mindspore import nn
 
-        target = {"CPU": "CPU", "GPU": "GPU", "Ascend": "Ascend"}.get(self.device)
-        if target is None:
-            raise BackendError(f"{self.path}: mindspore backend has no device {self.device!r}")
-        ms.set_context(mode=ms.GRAPH_MODE, device_target=target)
+        self.path, self.device = path, device
+        ms.set_context(mode=ms.GRAPH_MODE, device_target=device)
+        if options.threads:
+            ms.set_context(runtime_num_threads=options.threads)
         try:
-            self.cell = nn.GraphCell(ms.load(str(self.path)))
+            self.cell = nn.GraphCell(ms.load(str(path)))
         except (RuntimeError, ValueError) as exc:
-            raise BackendError(f"{self.path}: MindSpore cannot load the MINDIR: {exc}") from None
+            raise BackendError(f"{path}: MindSpore cannot load the MINDIR: {exc}") from None
+        self._version = ms.__version__
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         import mindspore as ms
@@ -115,6 +180,9 @@ class MindSporeBackend:
             output = output[0]
         return output.asnumpy().astype(np.float32, copy=False)
 
+    def version(self) -> str:
+        return self._version
+
     def close(self) -> None:
         self.cell = None
 
@@ -122,13 +190,31 @@ class MindSporeBackend:
 BACKENDS = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend, "mindspore": MindSporeBackend}
 
 
-def open_backend(path: Path, backend: str | None = None, device: str = "CPU", threads: int | None = None) -> Backend:
+def backend_for(path: Path, backend: str | None) -> str:
     path = Path(path)
     name = backend or BACKEND_FOR_SUFFIX.get(path.suffix)
+    if name is None:
+        raise BackendError(f"{path}: no backend runs {path.suffix!r} files; expected {', '.join(BACKEND_FOR_SUFFIX)}")
     if name not in BACKENDS:
-        raise BackendError(f"{path}: no backend for {path.suffix!r} files; expected one of {', '.join(BACKEND_FOR_SUFFIX)}")
-    if name == "openvino" and path.suffix not in (".xml", ".onnx"):
-        raise BackendError(f"{path}: OpenVINO runs .xml and .onnx files")
-    if name == "onnxruntime" and path.suffix != ".onnx":
-        raise BackendError(f"{path}: ONNX Runtime runs .onnx files")
-    return BACKENDS[name](path, device, threads)
+        raise BackendError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    if path.suffix not in FILES_FOR_BACKEND[name]:
+        raise BackendError(f"{path}: {name} runs {' and '.join(FILES_FOR_BACKEND[name])} files, not {path.suffix!r}")
+    return name
+
+
+def open_backend(
+    path: Path, backend: str | None = None, device: str = "CPU", options: BackendOptions | None = None
+) -> Backend:
+    """Load `path` with `backend` (default: by file type) on `device` (CPU, GPU, Ascend, AUTO)."""
+    from facezoo.runtime.devices import pick_device
+
+    path = Path(path)
+    if not path.is_file():
+        raise BackendError(f"{path}: no such file")
+    name = backend_for(path, backend)
+    concrete = pick_device(name, device)
+    return BACKENDS[name](path, concrete, options or BackendOptions())
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

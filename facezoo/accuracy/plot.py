@@ -1,0 +1,58 @@
+"""ROC curves as PNG files (matplotlib, Agg: no display needed)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from facezoo.accuracy.metrics import Roc, eer
+
+
+def plot_roc(roc: Roc, path: str | Path, *, title: str, note: str = "", marks: dict[str, float | None] | None = None) -> Path:
+    """TAR against FAR (log scale) with the EER point and TAR@FAR marks; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(6.4, 4.8), dpi=100)
+    axes = figure.subplots()
+    floor = 0.5 / max(roc.negatives, 1)  # FAR 0 drawn at half the smallest measurable FAR
+    far = np.maximum(roc.far, floor)
+    axes.step(far, roc.tar, where="post", color="tab:blue", linewidth=1.6, label="ROC (cosine)")
+    rate = eer(roc)
+    axes.plot([max(rate, floor)], [1.0 - rate], "o", color="tab:red", label=f"EER {100 * rate:.2f}%")
+    for label, value in (marks or {}).items():
+        if value is None:
+            continue
+        target = float(label.split("=")[-1])
+        axes.plot([target], [value], "s", color="tab:green", markersize=4)
+        axes.annotate(f"{100 * value:.1f}%", (target, value), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    axes.set_xscale("log")
+    axes.set_xlim(floor, 1.0)
+    axes.set_ylim(0.0, 1.01)
+    axes.set_xlabel("false accept rate (FAR)")
+    axes.set_ylabel("true accept rate (TAR)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    axes.set_title(title, fontsize=10)
+    if note:
+        figure.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7, color="tab:red", wrap=True)
+    figure.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, format="png")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+__all__ = ["plot_roc"]

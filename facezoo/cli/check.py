@@ -1,0 +1,96 @@
+"""`facezoo check`: every converted artifact against the original model; exit 1 when one fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from facezoo.cli.common import ZooOption, console, err_console, open_zoo, reports_errors, select_models, split_csv
+from facezoo.errors import FacezooError
+from facezoo.registry import FORMATS, PRECISIONS
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+
+
+@reports_errors
+def check(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Model names or fnmatch patterns.")] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Every model of the registry.")] = False,
+    download_dir: Annotated[
+        Path, typer.Option("-d", "--download-dir", "--download_dir", help="Where `facezoo download` put the originals.")
+    ] = Path("models"),
+    converted_dir: Annotated[
+        Path, typer.Option("-c", "--converted-dir", "--converted_dir", help="Where `facezoo convert` put the artifacts.")
+    ] = Path("converted"),
+    images: Annotated[
+        Optional[Path],
+        typer.Option("--images", help="Folder of real face images (jpg/png, aligned crops or not) to check on too."),
+    ] = None,
+    samples: Annotated[
+        int, typer.Option("--samples", min=2, help="Faces in all: real images first, then generated probes.")
+    ] = 8,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the machine report here.")] = None,
+    threshold_fp32: Annotated[
+        Optional[float], typer.Option("--threshold-fp32", help="Min cosine for FP32 artifacts (registry default 0.99999).")
+    ] = None,
+    threshold_fp16: Annotated[
+        Optional[float], typer.Option("--threshold-fp16", help="Min cosine for FP16 artifacts (registry default 0.999).")
+    ] = None,
+    formats: Annotated[
+        Optional[str], typer.Option("--formats", help="Only these formats (comma-separated: mindir,onnx,openvino).")
+    ] = None,
+    precisions: Annotated[
+        Optional[str], typer.Option("--precisions", help="Only these precisions (comma-separated: FP32,FP16).")
+    ] = None,
+    zoo: ZooOption = None,
+) -> None:
+    """Compare every converted artifact with the original model on the same faces; fail on any mismatch.
+
+    Per artifact and backend: min/mean cosine, max absolute and relative error, and how many same/different decisions (over all pairs of faces) flip compared with the original. The decision threshold is the registry's verification_threshold, else the cosine that best separates the original's same- from different-identity pairs (midpoint of the widest gap).
+
+    An artifact fails on min cosine below its precision's threshold, FP32 relative error above 1e-3, more flips than floor((1 - threshold) x pairs), or when it cannot be loaded or run.
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from facezoo.accuracy.agreement import agreement_document, check_model, show_agreement, write_json_atomic
+
+    specs = select_models(open_zoo(zoo), names, None, all_models, None)
+    overrides = {"FP32": threshold_fp32, "FP16": threshold_fp16}
+    reports = []
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[model]}[/]"), TextColumn("{task.description}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        for spec in specs:
+            task = progress.add_task("starting", model=spec.name, total=1)
+            reports.append(
+                check_model(spec, download_dir, converted_dir, images, samples, overrides,
+                            step=lambda text, t=task: progress.update(t, description=text),
+                            formats=_choices(formats, FORMATS, "--formats"),
+                            precisions=_choices(precisions, PRECISIONS, "--precisions"))
+            )
+            progress.update(task, completed=1)
+    show_agreement(reports, console)
+    if json_path is not None:
+        write_json_atomic(json_path, agreement_document(reports))
+        console.print(f"report: {json_path}", highlight=False)
+    failed = [r for r in reports if not r.passed]
+    if failed:
+        names = [f"{x.file} ({x.backend})" for r in failed for x in r.failed_results]
+        names += [r.model for r in failed if r.error or not r.results]
+        err_console.print("[bold red]FAILED:[/] " + ", ".join(names), highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"[green]all {sum(len(r.results) for r in reports)} artifact/backend checks passed[/]")
+
+
+def _choices(value: str | None, allowed: tuple[str, ...], option: str) -> list[str] | None:
+    if value is None:
+        return None
+    chosen = split_csv(value)
+    unknown = [item for item in chosen if item not in allowed]
+    if unknown or not chosen:
+        raise FacezooError(f"{option}: unknown value {', '.join(unknown) or repr(value)}; expected {', '.join(allowed)}")
+    return chosen

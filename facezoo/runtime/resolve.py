@@ -1,0 +1,77 @@
+"""Find converted artifacts: a file path as given, or a zoo name under the converted folder."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from facezoo.errors import FacezooError
+from facezoo.registry import PRECISIONS
+
+SUFFIX_FOR_FORMAT = {"openvino": ".xml", "onnx": ".onnx", "mindir": ".mindir"}
+FORMAT_FOR_SUFFIX = {suffix: fmt for fmt, suffix in SUFFIX_FOR_FORMAT.items()}
+DEFAULT_CONVERTED_DIR = Path("converted")
+
+
+class ModelNotFoundError(FacezooError):
+    """No converted artifact matches what the user named."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One converted file with what its folder says about it."""
+
+    path: Path
+    model: str
+    format: str
+    precision: str
+    card: dict | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.format} {self.precision}"
+
+
+def artifact_from_path(path: Path) -> Artifact:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path}: no such file")
+    fmt = FORMAT_FOR_SUFFIX.get(path.suffix)
+    if fmt is None:
+        raise ModelNotFoundError(f"{path}: not a converted model (expected {', '.join(FORMAT_FOR_SUFFIX)})")
+    card_path = path.parent / "model_card.json"
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else None
+    precision = (card or {}).get("precision") or (path.parent.name if path.parent.name in PRECISIONS else "FP32")
+    model = (card or {}).get("model") or path.stem
+    return Artifact(path, model, fmt, precision, card)
+
+
+def find_artifacts(model: str, converted_dir: Path = DEFAULT_CONVERTED_DIR, formats=None, precisions=None) -> list[Artifact]:
+    """Every converted file of `model` under converted_dir/<model>/<PRECISION>/, best first."""
+    folder = Path(converted_dir) / model
+    found = []
+    for precision in precisions or PRECISIONS:
+        for fmt in formats or SUFFIX_FOR_FORMAT:
+            path = folder / precision / f"{model}{SUFFIX_FOR_FORMAT[fmt]}"
+            if path.is_file():
+                found.append(artifact_from_path(path))
+    return found
+
+
+def resolve_artifact(
+    model: str, converted_dir: Path = DEFAULT_CONVERTED_DIR, fmt: str | None = None, precision: str | None = None
+) -> Artifact:
+    """A path is taken as is; a name picks the converted file (default: OpenVINO IR, FP32)."""
+    candidate = Path(model)
+    if candidate.suffix in FORMAT_FOR_SUFFIX and (candidate.exists() or "/" in model):
+        return artifact_from_path(candidate)
+    formats = [fmt] if fmt else list(SUFFIX_FOR_FORMAT)
+    precisions = [precision] if precision else list(PRECISIONS)
+    found = find_artifacts(model, converted_dir, formats, precisions)
+    if not found:
+        raise ModelNotFoundError(
+            f"no converted {fmt or 'model'} {precision or ''} for {model!r} under {Path(converted_dir) / model}; "
+            f"run `facezoo convert {model} -o {converted_dir}` or give a file path"
+        )
+    return found[0]
