@@ -1288,19 +1288,10 @@ def convert_onnx_file(
                 failures.append(f"{precision}: {check.reason}")
         if failures:
             raise ConversionError(f"{onnx_path.name}: MINDIR does not match ONNX Runtime: {'; '.join(failures)}")
-        final = output_dir / stem
-        final.mkdir(parents=True, exist_ok=True)
-        written = []
-        for precision in precisions:
-            dest = final / precision
-            retired = None
-            if dest.exists():
-                retired = Path(tempfile.mkdtemp(prefix=f".{precision}.old.", dir=final))
-                dest.rename(retired / precision)
-            (scratch / precision).rename(dest)
-            if retired is not None:
-                shutil.rmtree(retired, ignore_errors=True)
-            written.append(dest / f"{stem}.mindir")
+        from facezoo.converters.pipeline import publish_precisions
+
+        final = publish_precisions(scratch, output_dir / stem, list(precisions))
+        written = [final / precision / f"{stem}.mindir" for precision in precisions]
         return written
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

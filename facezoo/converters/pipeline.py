@@ -145,7 +145,7 @@ def convert_model(request: ConversionRequest, step: Callable[[str], None] = lamb
             result.error = "; ".join(f"{c.format} {c.precision} on {c.backend}: {c.reason}" for c in failed)
             return result
         step("moving into place")
-        result.folder = str(_publish(scratch, request.output_dir / spec.name, request.precisions))
+        result.folder = str(publish_precisions(scratch, request.output_dir / spec.name, request.precisions))
         return result
     except FacezooError as exc:
         return ConversionResult(model=spec.name, passed=False, error=str(exc), seconds=time.perf_counter() - started)
@@ -180,7 +180,7 @@ def _export(source, fmt: str, precision: str, onnx_fp32: Path, path: Path) -> No
         export_ir(onnx_fp32, path, precision)
 
 
-def _publish(scratch: Path, final: Path, precisions: list[str]) -> Path:
+def publish_precisions(scratch: Path, final: Path, precisions: list[str]) -> Path:
     """Swap each precision folder into place; a folder is either old or new, never half."""
     final.mkdir(parents=True, exist_ok=True)
     for precision in precisions:
