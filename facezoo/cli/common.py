@@ -10,6 +10,7 @@ from typing import Annotated, Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from facezoo.errors import FacezooError
 from facezoo.registry import Zoo, load_zoo
@@ -38,7 +39,7 @@ def reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except FacezooError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -79,7 +80,7 @@ def convert(
     if failed:
         err_console.print("FAILED: " + ", ".join(r.model for r in failed))
         for result in failed:
-            err_console.print(f"[red]{result.model}[/]: {result.error}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]{result.model}[/]: {escape(str(result.error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

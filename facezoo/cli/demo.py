@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from facezoo.cli.common import ZooOption, console, err_console, open_zoo, reports_errors, split_csv
@@ -91,7 +92,7 @@ def demo(
     console.print(table)
     failed = [r for r in results if not r.passed]
     for result in failed:
-        err_console.print(f"[red]{result.model}[/]: {result.error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]{result.model}[/]: {escape(str(result.error))}", highlight=False, soft_wrap=True)
     unchecked = [r.model for r in reports if not r.passed]
     if unchecked:
         err_console.print(f"[red]check failed[/]: {', '.join(unchecked)}")

@@ -24,6 +24,10 @@ class BackendError(FacezooError):
     """A backend cannot load or run a file on the requested device."""
 
 
+class DeviceUnavailableError(BackendError):
+    """The device asked for is not on this machine, or not for this backend."""
+
+
 class Backend(Protocol):
     name: str
     device: str
@@ -118,7 +122,9 @@ class OpenVinoBackend:
         return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.request.infer({0: batch})[0].copy()
+        # The call is synchronous, so the input may be shared rather than copied; outputs are
+        # copied out of the request (share_outputs=False), so the result stays valid.
+        return self.request.infer({0: batch}, share_inputs=True)[0]
 
     def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
         """All batches in flight over the device's optimal number of requests, in order.

@@ -75,7 +75,7 @@ def unavailable_message(backend: str, device: str) -> str:
 
 def pick_device(backend: str, device: str) -> str:
     """The concrete device: as asked, or for AUTO the best this backend has."""
-    from facezoo.runtime.backends import BackendError
+    from facezoo.runtime.backends import BackendError, DeviceUnavailableError
 
     if device not in DEVICES:
         raise BackendError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
@@ -84,7 +84,7 @@ def pick_device(backend: str, device: str) -> str:
         for candidate in ("GPU", "Ascend", "CPU"):
             if candidate in have:
                 return candidate
-        raise BackendError(unavailable_message(backend, "CPU"))
+        raise DeviceUnavailableError(unavailable_message(backend, "CPU"))
     if device not in have:
-        raise BackendError(unavailable_message(backend, device))
+        raise DeviceUnavailableError(unavailable_message(backend, device))
     return device
