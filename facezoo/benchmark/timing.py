@@ -8,7 +8,7 @@ from typing import Iterator
 
 from facezoo.benchmark.inputs import jpeg_batches, tensor_batches
 from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult, Latency
-from facezoo.benchmark.runners import open_runner
+from facezoo.benchmark.runners import Runner, open_runner
 from facezoo.errors import FacezooError
 from facezoo.runtime.backends import DeviceUnavailableError
 
@@ -23,15 +23,41 @@ def run_case(
     warmup: int = 2,
     gflops_per_image: float | None = None,
 ) -> BenchmarkResult:
-    """Measure one case. Stops after `iterations` batches, else after `seconds` (at least 3 batches)."""
+    """Load, measure and close one case. Stops after `iterations` batches, else after `seconds`."""
+    opened = open_case(case)
+    if isinstance(opened, BenchmarkResult):
+        return opened
+    runner, load_ms = opened
+    try:
+        return measure(runner, case, seconds=seconds, iterations=iterations, warmup=warmup,
+                       gflops_per_image=gflops_per_image, load_ms=load_ms)
+    finally:
+        runner.close()
+
+
+def open_case(case: BenchmarkCase) -> tuple[Runner, float] | BenchmarkResult:
+    """The loaded runner and its load time, or the result saying why it could not load."""
     try:
         start = time.perf_counter()
         runner = open_runner(case)
-        load_ms = (time.perf_counter() - start) * 1e3
+        return runner, (time.perf_counter() - start) * 1e3
     except DeviceUnavailableError as exc:
         return BenchmarkResult(case, "unavailable", error=str(exc))
     except (FacezooError, RuntimeError, ValueError, OSError) as exc:
         return BenchmarkResult(case, "failed", error=_one_line(exc))
+
+
+def measure(
+    runner: Runner,
+    case: BenchmarkCase,
+    *,
+    seconds: float | None = 5.0,
+    iterations: int | None = None,
+    warmup: int = 2,
+    gflops_per_image: float | None = None,
+    load_ms: float = 0.0,
+) -> BenchmarkResult:
+    """First inference, warm-up, then timed batches on an open runner (which stays open)."""
     try:
         if case.preprocessing:
             payloads = jpeg_batches(case.batch)
@@ -53,21 +79,17 @@ def run_case(
         for index in range(warmup):
             runner.once(payloads[(index + 1) % len(payloads)])
         if case.mode == "latency":
-            stamps = _time_sync(runner, payloads, seconds, iterations)
-            laps = [end - begin for begin, end in stamps]
-            total = sum(laps)
+            laps = [end - begin for begin, end in _time_sync(runner, payloads, seconds, iterations)]
+            result.latency = Latency.of(laps)
+            result.iterations, total = len(laps), sum(laps)
         else:
-            laps, total = _time_stream(runner, payloads, seconds, iterations)
-        result.iterations = len(laps)
-        result.images = len(laps) * case.batch
+            result.iterations, total = _time_stream(runner, payloads, seconds, iterations)
+        result.images = result.iterations * case.batch
         result.seconds = total
         result.throughput = result.images / total if total > 0 else 0.0
-        result.latency = Latency.of(laps)
         return result
     except (FacezooError, RuntimeError, ValueError) as exc:
         return BenchmarkResult(case, "failed", error=_one_line(exc))
-    finally:
-        runner.close()
 
 
 def _enough(done: int, elapsed: float, seconds: float | None, iterations: int | None) -> bool:
@@ -86,30 +108,26 @@ def _time_sync(runner, payloads, seconds, iterations) -> list[tuple[float, float
     return stamps
 
 
-def _time_stream(runner, payloads, seconds, iterations) -> tuple[list[float], float]:
-    """Feed batches as fast as the runner takes them; it keeps `requests` of them in flight.
+def _time_stream(runner, payloads, seconds, iterations) -> tuple[int, float]:
+    """Feed batches as fast as the runner takes them (it keeps `requests` in flight).
 
-    A runner takes batch i+R only once batch i's result is back (R = requests), so the time
-    between handing over batch i and batch i+R is batch i's latency as the caller sees it.
+    Only throughput is measured here: results come back in order, so the time a caller waits
+    for one batch also holds the batches queued before it, and is not a per-request latency.
     """
-    handed: list[float] = []
+    handed = 0
 
     def feed() -> Iterator:
+        nonlocal handed
         origin = time.perf_counter()
         for payload in itertools.cycle(payloads):
-            now = time.perf_counter()
-            if _enough(len(handed), now - origin, seconds, iterations):
+            if _enough(handed, time.perf_counter() - origin, seconds, iterations):
                 return
-            handed.append(now)
+            handed += 1
             yield payload
 
     begin = time.perf_counter()
     runner.stream(feed())
-    end = time.perf_counter()
-    lag = max(runner.requests, 1)
-    marks = handed + [end] * lag
-    laps = [marks[i + lag] - marks[i] for i in range(len(handed))]
-    return laps, end - begin
+    return handed, time.perf_counter() - begin
 
 
 def _one_line(exc: BaseException) -> str:
