@@ -31,7 +31,7 @@ def cap_mindspore_onednn() -> str:
     if not libraries:
         return "MindSpore has no bundled libdnnl"
     try:
-        dnnl = ctypes.CDLL(str(libraries[0]), mode=ctypes.RTLD_GLOBAL)
+        dnnl = ctypes.CDLL(str(libraries[0]))
         status = dnnl.dnnl_set_max_cpu_isa(DNNL_CPU_ISA_AVX2)
     except (OSError, AttributeError) as exc:
         return f"not capped: {exc}"

@@ -8,6 +8,7 @@ hint, threads), and nothing of facezoo's.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Iterable, Protocol
 
 import cv2
@@ -39,6 +40,8 @@ def open_runner(case: BenchmarkCase) -> Runner:
     # The same availability check as the runtime's: a library asked for a device it lacks may
     # fall back to the CPU on its own (ONNX Runtime does, with a warning), which would mislabel it.
     case = dataclasses.replace(case, device=pick_device(case.backend, case.device))
+    if not Path(case.path).is_file():
+        raise BackendError(f"{case.path}: no such file")
     if case.preprocessing:
         raise BackendError("preprocessing is measured with facezoo's runner only (--runner facezoo)")
     if case.backend == "openvino":
@@ -136,7 +139,10 @@ class DirectOnnxRuntime:
         if case.threads:
             options.intra_op_num_threads = case.threads
         provider = ORT_PROVIDER_FOR_DEVICE[case.device]
-        self.session = ort.InferenceSession(case.path, options, providers=[provider])
+        try:
+            self.session = ort.InferenceSession(case.path, options, providers=[provider])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise BackendError(f"{case.path}: onnxruntime cannot load the model on {case.device}: {exc}") from None
         if provider not in self.session.get_providers():
             raise BackendError(f"{case.path}: onnxruntime did not enable {provider} (got {self.session.get_providers()})")
         self.input_name = self.session.get_inputs()[0].name

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import os
 
 import typer
-
-# MindSpore logs every graph-compile warning to stderr unless told otherwise; keep the CLI readable.
-os.environ.setdefault("GLOG_v", "3")
 
 app = typer.Typer(
     name="facezoo",

@@ -1,0 +1,236 @@
+"""The benchmark suite: convert the zoo, time every path, compute the ratios, write the report.
+
+Runs on stand-ins (speed does not depend on weight values) and writes, under results_dir,
+`<machine>.json`, `<machine>.md` and `<machine>-{throughput,latency,conversion}.png`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from facezoo.benchmark.flops import count_flops
+from facezoo.benchmark.machine import describe_machine
+from facezoo.benchmark.peak import measure_fp32_peak
+from facezoo.benchmark.plan import Matrix, plan_cases
+from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult
+from facezoo.benchmark.timing import run_case
+from facezoo.registry import ModelSpec, load_zoo
+from facezoo.runtime.resolve import find_artifacts
+
+
+@dataclass
+class SuiteOptions:
+    models: list[str] | None = None  # registry patterns; None: every model
+    workdir: Path = Path("benchmarks/work")  # stand-ins, converted files, logs
+    results_dir: Path = Path("benchmarks/results")
+    machine_name: str | None = None
+    seconds: float = 3.0  # timed seconds per case
+    warmup: int = 1
+    converted_dir: Path | None = None  # time these files instead of converting (no conversion figures)
+    light_batch: int = 32  # throughput batch for models under heavy_gflops
+    heavy_batch: int = 8
+    heavy_gflops: float = 5.0
+    overhead_models: tuple[str, ...] = ("mindface-arcface-mobilefacenet", "arcface")
+    overhead_batches: tuple[int, ...] = (1, 32)
+    overhead_rounds: int = 3
+    bf16: bool | None = None  # OpenVINO bf16 rows; None: when the CPU has bf16 units
+    gpu_batches: tuple[int, ...] = (1, 256)
+    gpu_model: str = "arcface"
+    peak_seconds: float = 2.0  # per method of the FP32 peak measurement
+
+
+@dataclass
+class SuiteRun:
+    """Everything one run measured; `report` turns it into files."""
+
+    options: SuiteOptions
+    machine: object
+    peak: object
+    specs: list[ModelSpec]
+    conversions: list = field(default_factory=list)
+    flops: list[dict] = field(default_factory=list)
+    results: list[BenchmarkResult] = field(default_factory=list)
+    overhead: list = field(default_factory=list)
+    bf16_agreement: dict[str, float] = field(default_factory=dict)
+    gpu: dict = field(default_factory=dict)
+
+
+def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
+    from facezoo.benchmark.suite.report import write_report
+
+    console = console or Console(stderr=True)
+    registry = load_zoo()
+    specs = registry.select(options.models) if options.models else list(registry.models)
+    machine = describe_machine(options.machine_name)
+    console.print(f"machine: {machine.cpu_model}, {machine.usable_cpus} cores; measuring the FP32 peak", highlight=False)
+    peak = measure_fp32_peak(seconds=options.peak_seconds)
+    run = SuiteRun(options, machine, peak, specs)
+    converted_dir = options.converted_dir or _convert(run, console)
+    run.flops = _count_flops(specs, converted_dir)
+    _time_matrix(run, converted_dir, console)
+    run.overhead = _time_overhead(run, converted_dir, console)
+    run.gpu = _time_gpu(run, converted_dir, console)
+    return write_report(run)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _convert(run: SuiteRun, console: Console) -> Path:
+    from facezoo.benchmark.suite.conversion import convert_in_subprocess
+    from facezoo.standins import build_standins
+
+    workdir = run.options.workdir
+    console.print(f"building stand-ins in {workdir / 'standins'}", highlight=False)
+    standins = build_standins(load_zoo(), workdir / "standins", [s.name for s in run.specs])
+    converted = workdir / "converted"
+    with _progress(console) as progress:
+        task = progress.add_task("convert", total=len(run.specs))
+        for spec in run.specs:
+            progress.update(task, description=f"convert {spec.name}")
+            figure = convert_in_subprocess(spec.name, standins.zoo_path, standins.root, converted, workdir / "logs")
+            run.conversions.append(figure)
+            if not figure.passed:
+                console.print(f"[red]conversion of {spec.name} failed[/]: {figure.error} (log: {figure.log})", highlight=False)
+            progress.advance(task)
+    return converted
+
+
+def _count_flops(specs: list[ModelSpec], converted_dir: Path) -> list[dict]:
+    rows = []
+    for spec in specs:
+        onnx_file = converted_dir / spec.name / "FP32" / f"{spec.name}.onnx"
+        if not onnx_file.is_file():
+            continue
+        counted = count_flops(onnx_file)
+        rows.append({
+            "model": spec.name, "architecture": spec.architecture, "registry_gflops": spec.gflops,
+            "counted_gflops": round(counted.gflops, 3), "by_op": {k: round(v, 3) for k, v in counted.by_op.items()},
+            "mparams": round(counted.mparams, 3),
+        })
+    return rows
+
+
+def _suite_cases(run: SuiteRun, spec: ModelSpec, converted_dir: Path) -> list[BenchmarkCase]:
+    artifacts = find_artifacts(spec.name, converted_dir)
+    if not artifacts:
+        return []
+    heavy = (spec.gflops or 0.0) >= run.options.heavy_gflops
+    batch = run.options.heavy_batch if heavy else run.options.light_batch
+    cases = plan_cases(artifacts, Matrix(batches=(1,), modes=("latency",)))
+    cases += plan_cases(artifacts, Matrix(batches=(batch,), modes=("throughput",)))
+    ir_fp32 = [a for a in artifacts if a.format == "openvino" and a.precision == "FP32"]
+    if ir_fp32 and _wants_bf16(run):
+        cases += plan_cases(ir_fp32, Matrix(batches=(batch,), modes=("throughput",), precision_hints=("bf16",)))
+    if ir_fp32:
+        cases += plan_cases(ir_fp32, Matrix(batches=(1,), modes=("latency",), preprocessing=True))
+    return cases
+
+
+def _wants_bf16(run: SuiteRun) -> bool:
+    if run.options.bf16 is not None:
+        return run.options.bf16
+    return any(flag in run.machine.isa for flag in ("amx_bf16", "avx512_bf16"))
+
+
+def _time_matrix(run: SuiteRun, converted_dir: Path, console: Console) -> None:
+    counted = {row["model"]: row["counted_gflops"] for row in run.flops}
+    plans = [(spec, _suite_cases(run, spec, converted_dir)) for spec in run.specs]
+    with _progress(console) as progress:
+        task = progress.add_task("benchmark", total=sum(len(cases) for _, cases in plans))
+        for spec, cases in plans:
+            gflops = spec.gflops or counted.get(spec.name)
+            for case in cases:
+                progress.update(task, description=f"{spec.name} · {case.label}")
+                result = run_case(case, seconds=run.options.seconds, warmup=run.options.warmup, gflops_per_image=gflops)
+                if not result.ok:
+                    console.print(f"[red]{result.status}[/] {spec.name} · {case.label}: {result.error}", highlight=False)
+                run.results.append(result)
+                progress.advance(task)
+            if any(c.precision_hint == "bf16" for c in cases):
+                ir = next(c.path for c in cases if c.precision_hint == "bf16")
+                run.bf16_agreement[spec.name] = bf16_agreement(ir)
+
+
+def bf16_agreement(path: str, faces: int = 16) -> float:
+    """Worst cosine between OpenVINO bf16 and f32 embeddings of the same faces."""
+    from facezoo.faces import probe_images, to_model_input
+    from facezoo.runtime import l2_normalize, load
+
+    embeddings = []
+    for hint in ("f32", "bf16"):
+        with load(path, precision_hint=hint) as model:
+            _, _, height, width = model.input_spec.shape
+            batch = to_model_input(probe_images(faces, (height, width)), model.input_spec.channel_order)
+            embeddings.append(l2_normalize(model.infer(batch)))
+    return float(np.min(np.sum(embeddings[0] * embeddings[1], axis=1)))
+
+
+def _time_overhead(run: SuiteRun, converted_dir: Path, console: Console) -> list:
+    from facezoo.benchmark.suite.overhead import measure_overhead
+
+    pairs = []
+    for name in run.options.overhead_models:
+        if name not in [s.name for s in run.specs]:
+            continue
+        for artifact in find_artifacts(name, converted_dir, formats=["openvino", "onnx"], precisions=["FP32"]):
+            backend = "openvino" if artifact.format == "openvino" else "onnxruntime"
+            for batch in run.options.overhead_batches:
+                mode = "latency" if batch == 1 else "throughput"
+                pairs.append(BenchmarkCase(name, str(artifact.path), artifact.format, "FP32", backend, batch=batch, mode=mode))
+    figures = []
+    with _progress(console) as progress:
+        task = progress.add_task("overhead", total=len(pairs))
+        for case in pairs:
+            progress.update(task, description=f"overhead {case.model} · {case.label}")
+            figures.append(measure_overhead(case, rounds=run.options.overhead_rounds, seconds=run.options.seconds))
+            progress.advance(task)
+    return figures
+
+
+def _time_gpu(run: SuiteRun, converted_dir: Path, console: Console) -> dict:
+    """ONNX Runtime's CUDA path, FP32 and FP16, at batch 1 and a large batch, where there is one."""
+    from facezoo.benchmark.suite.ratios import TargetCheck
+    from facezoo.runtime.devices import describe_availability, devices_for
+
+    if "GPU" not in devices_for("onnxruntime"):
+        return {"measured": False, "reason": f"no NVIDIA GPU with onnxruntime-gpu on this machine ({describe_availability()})"}
+    artifacts = find_artifacts(run.options.gpu_model, converted_dir, formats=["onnx"])
+    if not artifacts:
+        return {"measured": False, "reason": f"{run.options.gpu_model} has no converted ONNX file"}
+    cases = [
+        BenchmarkCase(a.model, str(a.path), "onnx", a.precision, "onnxruntime", device="GPU", batch=batch,
+                      mode="latency" if batch == 1 else "throughput")
+        for a in artifacts for batch in run.options.gpu_batches
+    ]
+    results = []
+    with _progress(console) as progress:
+        task = progress.add_task("GPU", total=len(cases))
+        for case in cases:
+            results.append(run_case(case, seconds=run.options.seconds, warmup=5))
+            progress.advance(task)
+    run.results.extend(results)
+    fp16 = {r.case.batch: r for r in results if r.ok and r.case.precision == "FP16"}
+    targets = []
+    small, large = min(run.options.gpu_batches), max(run.options.gpu_batches)
+    if small in fp16 and fp16[small].latency:
+        p50 = fp16[small].latency.p50
+        targets.append(TargetCheck(f"GPU FP16 batch {small} ≤ 1.5 ms", f"p50 {p50:.2f} ms", p50 <= 1.5,
+                                   "" if p50 <= 1.5 else f"missed by {p50 - 1.5:.2f} ms"))
+    if large in fp16:
+        rate = fp16[large].throughput
+        targets.append(TargetCheck(f"GPU FP16 batch {large} ≥ 15 k img/s", f"{rate:.0f} img/s", rate >= 15000,
+                                   "" if rate >= 15000 else f"missed by {15000 - rate:.0f} img/s"))
+    return {"measured": True, "gpus": run.machine.gpus, "targets": targets}
+
+
+__all__ = ["SuiteOptions", "SuiteRun", "bf16_agreement", "run_suite"]

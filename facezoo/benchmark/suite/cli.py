@@ -1,0 +1,49 @@
+"""Command line of benchmarks/run.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from facezoo.cli.common import console, err_console, reports_errors, split_csv
+
+
+@reports_errors
+def suite(
+    models: Annotated[Optional[str], typer.Option("--models", help="Registry patterns, comma-separated (default: all).")] = None,
+    workdir: Annotated[Path, typer.Option("--workdir", help="Stand-ins, converted files and logs.")] = Path("benchmarks/work"),
+    results_dir: Annotated[Path, typer.Option("--results", help="Where <machine>.json/.md/.png go.")] = Path("benchmarks/results"),
+    machine: Annotated[Optional[str], typer.Option("--machine", help="Name for the result files (default: from the CPU).")] = None,
+    seconds: Annotated[float, typer.Option("--time", help="Timed seconds per case.")] = 3.0,
+    converted_dir: Annotated[Optional[Path], typer.Option("--converted-dir", help="Time these converted files; skip conversion.")] = None,
+    overhead_models: Annotated[str, typer.Option("--overhead-models", help="Models for the facezoo-vs-direct pairs.")] = "mindface-arcface-mobilefacenet,arcface",
+    overhead_rounds: Annotated[int, typer.Option("--overhead-rounds")] = 3,
+    light_batch: Annotated[int, typer.Option("--light-batch", help="Throughput batch for light models.")] = 32,
+    heavy_batch: Annotated[int, typer.Option("--heavy-batch", help="Throughput batch for models of ≥ 5 GFLOPs.")] = 8,
+    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="OpenVINO bf16 rows (default: if the CPU has bf16).")] = None,
+) -> None:
+    """Convert the zoo's stand-ins, time every path, and write the report for this machine."""
+    from facezoo.benchmark.suite import SuiteOptions, run_suite
+
+    options = SuiteOptions(
+        models=split_csv(models) if models else None,
+        workdir=workdir,
+        results_dir=results_dir,
+        machine_name=machine,
+        seconds=seconds,
+        converted_dir=converted_dir,
+        overhead_models=tuple(split_csv(overhead_models)),
+        overhead_rounds=overhead_rounds,
+        light_batch=light_batch,
+        heavy_batch=heavy_batch,
+        bf16=bf16,
+    )
+    paths = run_suite(options, err_console)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}", highlight=False)
+
+
+def main() -> None:
+    typer.run(suite)

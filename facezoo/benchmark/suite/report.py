@@ -1,0 +1,229 @@
+"""The suite's files: one JSON with every figure, a markdown summary, and three charts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from facezoo.benchmark.report import (
+    _figure,
+    plot_latency,
+    plot_throughput,
+    save_figure,
+    to_document,
+    write_atomically,
+    write_json,
+)
+from facezoo.benchmark.suite.ratios import (
+    check_targets,
+    compare_backends,
+    compare_precisions,
+    efficiencies,
+)
+
+STANDIN_NOTE = (
+    "Timed on stand-in checkpoints: the real architectures and parameter shapes with deterministic "
+    "weights. Speed does not depend on weight values; no accuracy figure here is a published model's."
+)
+
+
+def write_report(run) -> dict[str, Path]:
+    out = Path(run.options.results_dir)
+    name = run.machine.name
+    comparisons = compare_backends(run.results)
+    precisions = compare_precisions(run.results)
+    efficiency = efficiencies(run.results, run.peak.gflops)
+    architectures = {spec.name: spec.architecture for spec in run.specs}
+    targets = check_targets(run.overhead, efficiency, run.conversions, architectures, run.gpu)
+    gpu = {k: v for k, v in run.gpu.items() if k != "targets"}
+    document = to_document(
+        run.results,
+        run.machine,
+        {
+            "seconds_per_case": run.options.seconds,
+            "warmup": run.options.warmup,
+            "inputs": "distinct synthetic aligned face crops (64 faces, batches cut at shifting offsets)",
+            "weights": "stand-ins",
+            "light_batch": run.options.light_batch,
+            "heavy_batch": run.options.heavy_batch,
+            "heavy_gflops": run.options.heavy_gflops,
+        },
+        note=STANDIN_NOTE,
+        peak=asdict(run.peak),
+        conversions=[asdict(c) for c in run.conversions],
+        flops=run.flops,
+        overhead=[{**asdict(o), "ratio": o.ratio} for o in run.overhead],
+        backends=[asdict(c) for c in comparisons],
+        precisions=[{**asdict(p), "ratio": p.ratio} for p in precisions],
+        efficiency=[{**asdict(e), "fraction": e.fraction} for e in efficiency],
+        bf16_agreement=run.bf16_agreement,
+        gpu=gpu,
+        targets=[asdict(t) for t in targets],
+    )
+    paths = {"json": write_json(document, out / f"{name}.json")}
+    title = f"{run.machine.cpu_model}, {run.machine.usable_cpus} cores · {run.machine.date} · stand-in weights"
+    throughput = [r for r in run.results if r.case.mode == "throughput"]
+    if any(r.ok for r in throughput):
+        paths["throughput"] = plot_throughput(throughput, out / f"{name}-throughput.png", f"throughput mode · {title}")
+    if any(r.ok and r.latency for r in run.results):
+        paths["latency"] = plot_latency(run.results, out / f"{name}-latency.png", f"latency mode, p50 / p90 / p99 · {title}")
+    if run.conversions:
+        paths["conversion"] = plot_conversion(run.conversions, out / f"{name}-conversion.png", f"conversion · {title}")
+    markdown = render_markdown(run, document, comparisons, precisions, efficiency, targets, paths)
+    paths["markdown"] = write_atomically(out / f"{name}.md", markdown.encode())
+    return paths
+
+
+def plot_conversion(conversions, path: Path, title: str) -> Path:
+    figure = _figure(len(conversions), width=10.0)
+    left, right = figure.subplots(1, 2, sharey=True)
+    names = [c.model for c in conversions]
+    positions = range(len(conversions))
+    left.barh(positions, [c.seconds for c in conversions], color="tab:purple")
+    right.barh(positions, [c.peak_rss_mib * 2**20 / 1e9 for c in conversions], color="tab:gray")
+    left.set_yticks(list(positions), names, fontsize=7)
+    left.set_ylim(len(conversions) - 0.5, -0.5)
+    left.set_xlabel("seconds (all formats and precisions, validated)")
+    right.set_xlabel("peak resident memory, GB")
+    for axes in (left, right):
+        axes.grid(True, axis="x", alpha=0.3)
+    figure.suptitle(title, fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _met(value: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not measured"}[value]
+
+
+def render_markdown(run, document, comparisons, precisions, efficiency, targets, paths) -> str:
+    machine = run.machine
+    libraries = ", ".join(f"{k} {v}" for k, v in machine.libraries.items())
+    parts = [
+        f"# facezoo benchmarks: {machine.name}",
+        "",
+        f"Measured {machine.date} by `python benchmarks/run.py`. {STANDIN_NOTE}",
+        "",
+        f"- CPU: {machine.cpu_model}, {machine.usable_cpus} usable of {machine.logical_cpus} logical cores"
+        f"{' (virtual machine)' if machine.virtualized else ''}, {machine.memory_gib} GiB; ISA: {', '.join(machine.isa)}",
+        f"- GPU: {', '.join(machine.gpus) if machine.gpus else 'none'}",
+        f"- {machine.os}, Python {machine.python}; {libraries}",
+        f"- MindSpore's oneDNN: {machine.environment.get('mindspore_onednn', '?')}",
+        f"- FP32 peak: **{run.peak.gflops:.0f} GFLOP/s**, measured as the {run.peak.method} "
+        f"({', '.join(f'{k} {v:.0f}' for k, v in run.peak.by_method.items())} GFLOP/s).",
+        f"- Each case: load, first inference, {run.options.warmup} untimed warm-up batch, then at least 3 batches and "
+        f"{run.options.seconds:g} s of timed runs. Latency mode: one request at a time; throughput mode: the "
+        "device's optimal number of requests in flight (OpenVINO THROUGHPUT hint; ONNX Runtime and MindSpore run "
+        "one batch after another on all cores). Inputs: distinct aligned face crops; preprocessing excluded unless "
+        "marked `+pre` (then JPEG decode of 250×250 photos, resize, channel order and L2 norm are included).",
+        "",
+        "## Targets",
+        "",
+        _table(["target", "measured", "result", "why / by how much"],
+               [[t.target, t.measured, _met(t.met), t.note] for t in targets]),
+        "",
+    ]
+    if run.conversions:
+        parts += [
+            "## Conversion (stand-ins → MINDIR, ONNX, OpenVINO IR × FP32, FP16, each validated)",
+            "",
+            _table(["model", "seconds", "peak memory (GB)", "files", "result"],
+                   [[c.model, f"{c.seconds:.1f}", f"{c.peak_rss_mib * 2**20 / 1e9:.2f}", str(c.artifacts),
+                     "ok" if c.passed else f"failed: {c.error}"] for c in run.conversions]),
+            "",
+            f"Total: {sum(c.seconds for c in run.conversions):.0f} s, one process per model, one after another.",
+            "",
+        ]
+    if run.flops:
+        parts += [
+            "## Arithmetic per image",
+            "",
+            _table(["model", "architecture", "GFLOPs (registry)", "GFLOPs (counted from ONNX)", "M params"],
+                   [[f["model"], f["architecture"], f"{f['registry_gflops']}", f"{f['counted_gflops']:.3f}", f"{f['mparams']:.2f}"]
+                    for f in run.flops]),
+            "",
+        ]
+    parts += ["## Every case", "", _results_markdown(run.results), ""]
+    if run.overhead:
+        parts += [
+            "## Runtime overhead: facezoo against the library called directly (same file, same settings)",
+            "",
+            _table(["model", "file", "backend", "batch", "mode", "facezoo img/s", "direct img/s", "facezoo / direct", "rounds"],
+                   [[o.model, o.file, o.backend, str(o.batch), o.mode, f"{o.facezoo_throughput:.1f}",
+                     f"{o.direct_throughput:.1f}", f"{100 * o.ratio:.1f} %" if o.ratio else f"error: {o.error}", str(o.rounds)]
+                    for o in run.overhead]),
+            "",
+        ]
+    if comparisons:
+        rows = []
+        for c in comparisons:
+            for path, value in sorted(c.throughput.items(), key=lambda item: -item[1]):
+                rows.append([c.model, f"{c.mode} b{c.batch}", path, f"{value:.1f}", f"{c.relative(path):.2f}"])
+        parts += ["## OpenVINO against ONNX Runtime against MindSpore (FP32)", "",
+                  _table(["model", "setting", "file · backend", "img/s", "× fastest"], rows), ""]
+    if precisions:
+        parts += ["## FP16 against FP32 (same format and backend)", "",
+                  _table(["model", "format · backend", "setting", "FP32 img/s", "FP16 img/s", "FP16 / FP32"],
+                         [[p.model, p.path, f"{p.mode} b{p.batch}", f"{p.fp32:.1f}", f"{p.fp16:.1f}", f"{p.ratio:.2f}"]
+                          for p in precisions]),
+                  "",
+                  "OpenVINO is asked for f32 inference (INFERENCE_PRECISION_HINT=f32), so an FP16 IR's weights are widened "
+                  "when it is compiled and it runs like the FP32 one. The slower FP16 rows of ONNX Runtime and MindSpore are "
+                  "what their CPU kernels gave here for FP16 graphs; on a CPU, FP16 files save disk and memory, not time.",
+                  ""]
+    if efficiency:
+        parts += ["## Achieved GFLOP/s against the measured peak (best FP32 case per model)", "",
+                  _table(["model", "case", "GFLOP/s", "% of peak"],
+                         [[e.model, e.case, f"{e.achieved_gflops:.0f}", f"{100 * e.fraction:.1f} %"] for e in efficiency]),
+                  ""]
+    if run.bf16_agreement:
+        bf16 = {r.case.model: r for r in run.results if r.ok and r.case.precision_hint == "bf16"}
+        fp32 = {r.case.model: r for r in run.results if r.ok and r.case.format == "openvino" and r.case.precision == "FP32"
+                and r.case.mode == "throughput" and not r.case.precision_hint and r.case.runner == "facezoo"}
+        parts += ["## OpenVINO bf16 (AMX / AVX-512 BF16) on the FP32 IR", "",
+                  _table(["model", "bf16 img/s", "f32 img/s", "speed-up", "worst cosine bf16 vs f32 (16 faces)"],
+                         [[m, f"{bf16[m].throughput:.1f}", f"{fp32[m].throughput:.1f}" if m in fp32 else "-",
+                           f"{bf16[m].throughput / fp32[m].throughput:.2f}×" if m in fp32 else "-", f"{cos:.5f}"]
+                          for m, cos in run.bf16_agreement.items() if m in bf16]),
+                  "",
+                  "bf16 is a deployment option (`facezoo benchmark --precision-hint bf16`, `load(..., precision_hint=\"bf16\")`), "
+                  "not a converted precision: `facezoo check` does not validate it.",
+                  ""]
+    parts += ["## GPU", ""]
+    if run.gpu.get("measured"):
+        parts += [f"Measured on {', '.join(run.gpu.get('gpus') or ['an NVIDIA GPU'])}: see the GPU rows above.", ""]
+    else:
+        parts += [f"Not measured: {run.gpu.get('reason', 'no GPU')}.", ""]
+    figures = [f"![{key}]({path.name})" for key, path in paths.items() if key in ("throughput", "latency", "conversion")]
+    if figures:
+        parts += ["## Figures", "", *figures, ""]
+    return "\n".join(parts)
+
+
+def _results_markdown(results) -> str:
+    rows = []
+    for r in results:
+        case = r.case
+        head = [case.model, case.file_kind + (f" {case.precision_hint}" if case.precision_hint else ""), case.backend,
+                case.device, str(case.batch), case.mode + (" +pre" if case.preprocessing else "")]
+        if not r.ok:
+            rows.append(head + [r.status, "", "", "", "", "", r.error[:120]])
+            continue
+        lat = r.latency
+        rows.append(head + [
+            str(r.requests),
+            f"{r.first_inference_ms:.1f}",
+            f"{lat.p50:.2f}" if lat else "-",
+            f"{lat.p90:.2f}" if lat else "-",
+            f"{lat.p99:.2f}" if lat else "-",
+            f"{r.throughput:.1f}",
+            f"{r.achieved_gflops:.0f}" if r.achieved_gflops is not None else "-",
+        ])
+    return _table(["model", "file", "backend", "device", "batch", "mode", "requests", "first ms", "p50 ms", "p90 ms",
+                   "p99 ms", "img/s", "GFLOP/s"], rows)

@@ -1,0 +1,269 @@
+"""facezoo benchmark and the suite: real runs on the converted MobileFaceNet stand-in, kept short.
+
+Timing values are never asserted (they belong to benchmarks/); what is asserted is that the
+tools run, count and report correctly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from facezoo.benchmark import BenchmarkCase, BenchmarkResult, Latency, count_flops, measure_fp32_peak, run_case
+from facezoo.benchmark.plan import Matrix, find_targets, plan_cases
+from facezoo.benchmark.report import read_results
+from facezoo.benchmark.suite.conversion import ConversionFigure
+from facezoo.benchmark.suite.overhead import OverheadFigure, measure_overhead
+from facezoo.benchmark.suite.ratios import Efficiency, check_targets
+from facezoo.errors import FacezooError
+from facezoo.registry import load_zoo
+
+REPO = Path(__file__).resolve().parents[1]
+MFN = "mindface-arcface-mobilefacenet"
+
+
+def _tiny_onnx(path: Path) -> Path:
+    """Conv 3→8 (3×3, pad 1) on 16×16, depthwise 8→8 (3×3, stride 2), then Gemm 512→10."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.standard_normal((8, 1, 3, 3)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.standard_normal((10, 512)).astype(np.float32), "w3"),
+        numpy_helper.from_array(np.zeros(10, np.float32), "b3"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2], group=8),
+        helper.make_node("Flatten", ["c2"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_flops_are_counted_per_image_from_the_graph(tmp_path):
+    counted = count_flops(_tiny_onnx(tmp_path / "tiny.onnx"))
+    conv = 2 * (8 * 16 * 16) * (3 * 3 * 3)
+    depthwise = 2 * (8 * 8 * 8) * (1 * 3 * 3)
+    gemm = 2 * 10 * 512
+    assert counted.by_op["Conv"] * 1e9 == pytest.approx(conv + depthwise)
+    assert counted.by_op["Gemm"] * 1e9 == pytest.approx(gemm)
+    assert counted.parameters == 8 * 27 + 8 * 9 + 5120 + 10
+
+
+def test_flops_of_a_broken_file_name_it(tmp_path):
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    with pytest.raises(FacezooError, match="broken.onnx"):
+        count_flops(bad)
+
+
+def test_registry_gflops_match_the_converted_graph(converted_mobilefacenet):
+    zoo, _, out, _ = converted_mobilefacenet
+    counted = count_flops(out / MFN / "FP32" / f"{MFN}.onnx")
+    assert load_zoo().get(MFN).gflops == pytest.approx(counted.gflops, rel=0.005)
+
+
+def test_latency_percentiles_and_json_round_trip():
+    laps = [0.001 * value for value in range(1, 101)]
+    latency = Latency.of(laps)
+    assert latency.p50 == pytest.approx(np.percentile(np.arange(1, 101), 50))
+    assert latency.p99 == pytest.approx(np.percentile(np.arange(1, 101), 99))
+    assert latency.min == pytest.approx(1.0) and latency.max == pytest.approx(100.0)
+    result = BenchmarkResult(BenchmarkCase("m", "m.xml", "openvino", "FP32", "openvino"), "ok", throughput=5.0,
+                             latency=latency, gflops_per_image=2.0)
+    again = BenchmarkResult.from_json(json.loads(json.dumps(result.to_json())))
+    assert again == result and again.achieved_gflops == pytest.approx(10.0)
+
+
+def test_plan_covers_every_artifact_and_backend_that_runs_it(converted_mobilefacenet):
+    _, _, out, _ = converted_mobilefacenet
+    artifacts = find_targets([MFN], out)
+    cases = plan_cases(artifacts, Matrix(batches=(1, 4), runners=("facezoo", "direct")))
+    paths = {(c.format, c.precision, c.backend) for c in cases}
+    assert paths == {
+        (fmt, precision, backend)
+        for precision in ("FP32", "FP16")
+        for fmt, backend in (("openvino", "openvino"), ("onnx", "openvino"), ("onnx", "onnxruntime"), ("mindir", "mindspore"))
+    }
+    # MindSpore has no direct runner: 8 paths × 2 batches facezoo + 6 × 2 direct.
+    assert len(cases) == 8 * 2 + 6 * 2
+    only_ort = plan_cases(artifacts, Matrix(backends=("onnxruntime",)))
+    assert {(c.format, c.backend) for c in only_ort} == {("onnx", "onnxruntime")}
+    with pytest.raises(FacezooError, match="--backend 'tensorrt'"):
+        Matrix(backends=("tensorrt",))
+    with pytest.raises(FacezooError, match="no converted files for 'nope'"):
+        find_targets(["nope"], out)
+
+
+@pytest.mark.parametrize("mode", ["latency", "throughput"])
+@pytest.mark.parametrize("runner", ["facezoo", "direct"])
+def test_run_case_counts_what_it_ran(converted_mobilefacenet, mode, runner):
+    _, _, out, _ = converted_mobilefacenet
+    case = BenchmarkCase(MFN, str(out / MFN / "FP32" / f"{MFN}.xml"), "openvino", "FP32", "openvino",
+                         batch=3, mode=mode, runner=runner)
+    result = run_case(case, iterations=4, warmup=1, gflops_per_image=0.875)
+    assert result.ok, result.error
+    assert result.iterations == 4 and result.images == 12
+    assert result.throughput == pytest.approx(12 / result.seconds)
+    assert result.first_inference_ms > 0 and result.load_ms > 0
+    assert result.achieved_gflops == pytest.approx(0.875 * result.throughput)
+    if mode == "latency":
+        assert result.latency.min <= result.latency.p50 <= result.latency.p90 <= result.latency.p99 <= result.latency.max
+        assert sum([result.latency.mean * 4 / 1e3]) == pytest.approx(result.seconds, rel=1e-6)
+    else:
+        assert result.latency is None and result.requests >= 1
+
+
+def test_preprocessing_case_decodes_jpegs(converted_mobilefacenet):
+    _, _, out, _ = converted_mobilefacenet
+    case = BenchmarkCase(MFN, str(out / MFN / "FP32" / f"{MFN}.onnx"), "onnx", "FP32", "onnxruntime",
+                         batch=2, preprocessing=True)
+    result = run_case(case, iterations=2, warmup=0)
+    assert result.ok, result.error
+    assert result.images == 4
+
+
+def test_missing_device_is_unavailable_not_a_fallback(converted_mobilefacenet):
+    from facezoo.runtime.devices import devices_for
+
+    if "GPU" in devices_for("onnxruntime"):
+        pytest.skip("this machine has ONNX Runtime's CUDA provider: the GPU is available here")
+    _, _, out, _ = converted_mobilefacenet
+    for runner in ("facezoo", "direct"):
+        case = BenchmarkCase(MFN, str(out / MFN / "FP32" / f"{MFN}.onnx"), "onnx", "FP32", "onnxruntime",
+                             device="GPU", runner=runner)
+        result = run_case(case, iterations=1)
+        assert result.status == "unavailable"
+        assert "onnxruntime-gpu" in result.error
+
+
+def _facezoo(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "220"}
+    return subprocess.run([sys.executable, "-m", "facezoo.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_benchmark_cli_writes_table_json_and_chart(converted_mobilefacenet, tmp_path):
+    _, _, out, _ = converted_mobilefacenet
+    report, chart = tmp_path / "bench.json", tmp_path / "bench.png"
+    done = _facezoo(
+        "benchmark", MFN, "-c", str(out), "--format", "openvino,onnx", "--precision", "FP32",
+        "--batch", "1,2", "--mode", "latency,throughput", "--iterations", "2", "--direct",
+        "--json", str(report), "--plot", str(chart),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "p50 ms" in done.stdout and "img/s" in done.stdout
+    document, results = read_results(report)
+    # IR: openvino; ONNX: openvino + onnxruntime → 3 paths × 2 batches × 2 modes × (facezoo, direct)
+    assert len(results) == 3 * 2 * 2 * 2
+    assert all(r.ok and r.iterations == 2 and r.images == 2 * r.case.batch for r in results)
+    assert {r.case.runner for r in results} == {"facezoo", "direct"}
+    assert all((r.latency is not None) == (r.case.mode == "latency") for r in results)
+    assert document["machine"]["usable_cpus"] >= 1 and document["machine"]["libraries"]["openvino"]
+    assert document["settings"]["preprocessing"] is False
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmark_cli_rejects_bad_options(converted_mobilefacenet, tmp_path):
+    _, _, out, _ = converted_mobilefacenet
+    done = _facezoo("benchmark", MFN, "-c", str(out), "--batch", "0")
+    assert done.returncode == 1 and "--batch '0'" in done.stderr
+    done = _facezoo("benchmark", "no-such-model", "-c", str(out))
+    assert done.returncode == 1 and "no converted files for 'no-such-model'" in done.stderr
+    done = _facezoo("benchmark", MFN, "-c", str(out), "--mode", "fast")
+    assert done.returncode == 1 and "--mode 'fast'" in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_peak_measurement_reports_both_methods():
+    peak = measure_fp32_peak(size=256, seconds=0.05)
+    assert set(peak.by_method) == {"numpy sgemm", "OpenVINO MatMul (f32)"}
+    assert peak.gflops == max(peak.by_method.values()) > 0
+
+
+def test_overhead_pairs_both_runners(converted_mobilefacenet):
+    _, _, out, _ = converted_mobilefacenet
+    case = BenchmarkCase(MFN, str(out / MFN / "FP32" / f"{MFN}.onnx"), "onnx", "FP32", "onnxruntime", batch=2)
+    figure = measure_overhead(case, rounds=2, seconds=0.05, warmup=0)
+    assert figure.error == "" and figure.rounds == 2
+    assert len(figure.facezoo_runs) == len(figure.direct_runs) == 2
+    assert figure.ratio == pytest.approx(figure.facezoo_throughput / figure.direct_throughput)
+    missing = measure_overhead(BenchmarkCase(MFN, str(out / "missing.onnx"), "onnx", "FP32", "onnxruntime"), rounds=2)
+    assert missing.ratio is None and "missing.onnx" in missing.error
+
+
+def _overhead(ratio: float) -> OverheadFigure:
+    return OverheadFigure("m", "IR FP32", "openvino", 1, "latency", 100.0 * ratio, 100.0, 3, [], [])
+
+
+def test_targets_say_met_missed_and_by_how_much():
+    conversions = [ConversionFigure("arcface", 200.0, 5000.0, True, 6, "log"), ConversionFigure("small", 150.0, 900.0, True, 6, "log")]
+    checks = check_targets(
+        [_overhead(0.99), _overhead(0.95)],
+        [Efficiency("arcface", "IR FP32", 100.0, 400.0)],
+        conversions,
+        {"arcface": "iresnet100", "small": "mobilefacenet"},
+        {"measured": False, "reason": "no GPU here"},
+    )
+    by_name = {c.target.split(":")[0]: c for c in checks}
+    assert by_name["runtime overhead"].met is False and "missed by 3.0 points" in by_name["runtime overhead"].note
+    assert by_name["CPU"].met is False and "25.0 %" in by_name["CPU"].measured
+    assert by_name["GPU"].met is None and by_name["GPU"].note == "no GPU here"
+    assert by_name["conversion"].met is False and "missed by 50 s" in by_name["conversion"].note
+    memory = [c for c in checks if "peak memory" in c.target]
+    assert len(memory) == 1 and memory[0].met is False  # 5000 MiB = 5.24 GB > 4 GB
+
+
+def test_suite_writes_json_markdown_and_figures(converted_mobilefacenet, tmp_path):
+    from facezoo.benchmark.suite import SuiteOptions, run_suite
+
+    _, _, out, _ = converted_mobilefacenet
+    options = SuiteOptions(
+        models=[MFN], results_dir=tmp_path / "results", machine_name="test-machine", seconds=0.05, warmup=0,
+        converted_dir=out, light_batch=2, overhead_models=(MFN,), overhead_batches=(1, 2), overhead_rounds=1,
+        bf16=True, peak_seconds=0.05,
+    )
+    paths = run_suite(options)
+    assert {p.name for p in (tmp_path / "results").iterdir()} == {
+        "test-machine.json", "test-machine.md", "test-machine-throughput.png", "test-machine-latency.png",
+    }
+    document, results = read_results(paths["json"])
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert any(r.case.precision_hint == "bf16" for r in results) and any(r.case.preprocessing for r in results)
+    assert 0.9 < document["bf16_agreement"][MFN] <= 1.0 + 1e-6
+    assert len(document["overhead"]) == 4 and all(o["ratio"] > 0 for o in document["overhead"])
+    assert document["flops"][0]["counted_gflops"] == pytest.approx(0.875, rel=0.01)
+    targets = {t["target"].split(":")[0]: t for t in document["targets"]}
+    assert targets["runtime overhead"]["met"] in (True, False)
+    assert targets["GPU"]["met"] is None or document["gpu"]["measured"]
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    for heading in ("## Targets", "## Every case", "## Runtime overhead", "## FP16 against FP32", "## GPU"):
+        assert heading in markdown
+    assert "stand-in" in markdown
+
+
+def test_conversion_figures_come_from_a_separate_process(standin_models, tmp_path):
+    from facezoo.benchmark.suite.conversion import convert_in_subprocess
+
+    zoo, root = standin_models
+    figure = convert_in_subprocess("lightcnn", zoo.path, root, tmp_path / "converted", tmp_path / "logs")
+    assert figure.passed, figure.error
+    assert figure.artifacts == 6  # MINDIR, ONNX, IR × FP32, FP16
+    assert 100 < figure.peak_rss_mib < 8192 and figure.seconds > 0
+    assert Path(figure.log).is_file()
