@@ -1,9 +1,9 @@
-# Two entry points for a fresh machine: `make demo` and `make test`.
+# Entry points for a fresh machine: `make demo`, `make test` and `make bench`.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test
+.PHONY: install demo test bench
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -17,3 +17,6 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 tests
+
+bench: install
+	$(BIN)/python benchmarks/run.py

@@ -267,3 +267,18 @@ def test_conversion_figures_come_from_a_separate_process(standin_models, tmp_pat
     assert figure.artifacts == 6  # MINDIR, ONNX, IR × FP32, FP16
     assert 100 < figure.peak_rss_mib < 8192 and figure.seconds > 0
     assert Path(figure.log).is_file()
+
+
+def test_a_dying_worker_fails_only_its_own_cases(converted_mobilefacenet):
+    from facezoo.benchmark.suite.worker import run_cases, run_job
+
+    _, _, out, _ = converted_mobilefacenet
+    case = BenchmarkCase(MFN, str(out / MFN / "FP32" / f"{MFN}.xml"), "openvino", "FP32", "openvino")
+    lines, error = run_job({"kind": "nonsense"})
+    assert lines == [] and "unknown job kind 'nonsense'" in error
+    # The child raises on its first case: both cases come back failed, with the child's last words.
+    results = run_cases([case, case], {"iterations": 1, "no_such_setting": 1})
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert "no_such_setting" in results[0].error
+    good = run_cases([case], {"iterations": 1, "warmup": 0})
+    assert good[0].ok and good[0].iterations == 1

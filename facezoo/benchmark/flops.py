@@ -29,7 +29,7 @@ class FlopCount:
 def count_flops(path: str | Path) -> FlopCount:
     """GFLOPs per image of an ONNX file (its batch dimension is pinned to 1 for the count)."""
     import onnx
-    from onnx import numpy_helper, shape_inference
+    from onnx import shape_inference
 
     path = Path(path)
     try:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Iterable, Protocol
 
 import cv2
-import numpy as np
 
 from facezoo.benchmark.results import BenchmarkCase
 from facezoo.runtime.backends import BackendError, default_threads
@@ -43,7 +42,7 @@ def open_runner(case: BenchmarkCase) -> Runner:
     if not Path(case.path).is_file():
         raise BackendError(f"{case.path}: no such file")
     if case.preprocessing:
-        raise BackendError("preprocessing is measured with facezoo's runner only (--runner facezoo)")
+        raise BackendError("preprocessing is timed through facezoo's runtime only, not the direct runners")
     if case.backend == "openvino":
         return DirectOpenVino(case)
     if case.backend == "onnxruntime":

@@ -6,19 +6,18 @@ Runs on stand-ins (speed does not depend on weight values) and writes, under res
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facezoo.benchmark.flops import count_flops
-from facezoo.benchmark.machine import describe_machine
-from facezoo.benchmark.peak import measure_fp32_peak
+from facezoo.benchmark.machine import MachineInfo, describe_machine
+from facezoo.benchmark.peak import PeakMeasurement, measure_fp32_peak
 from facezoo.benchmark.plan import Matrix, plan_cases
 from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult
-from facezoo.benchmark.timing import run_case
+from facezoo.errors import FacezooError
 from facezoo.registry import ModelSpec, load_zoo
 from facezoo.runtime.resolve import find_artifacts
 
@@ -49,8 +48,8 @@ class SuiteRun:
     """Everything one run measured; `report` turns it into files."""
 
     options: SuiteOptions
-    machine: object
-    peak: object
+    machine: MachineInfo
+    peak: PeakMeasurement
     specs: list[ModelSpec]
     conversions: list = field(default_factory=list)
     flops: list[dict] = field(default_factory=list)
@@ -86,18 +85,27 @@ def _progress(console: Console) -> Progress:
 
 
 def _convert(run: SuiteRun, console: Console) -> Path:
+    """Stand-ins served on loopback, downloaded and unpacked as a user's files would be, then converted."""
     from facezoo.benchmark.suite.conversion import convert_in_subprocess
+    from facezoo.downloader import download_models
     from facezoo.standins import build_standins
+    from facezoo.standins.server import StandinServer
 
     workdir = run.options.workdir
-    console.print(f"building stand-ins in {workdir / 'standins'}", highlight=False)
-    standins = build_standins(load_zoo(), workdir / "standins", [s.name for s in run.specs])
+    downloads = workdir / "models"
+    with StandinServer(workdir / "standins") as server:
+        console.print(f"building stand-ins in {workdir / 'standins'}, serving them at {server.url}", highlight=False)
+        standins = build_standins(load_zoo(), workdir / "standins", [s.name for s in run.specs], base_url=server.url)
+        chosen = [standins.zoo().get(spec.name) for spec in run.specs]
+        summary = download_models(chosen, output_dir=downloads, cache_dir=workdir / "cache", progress="none", timeout=30.0)
+    if summary.failed:
+        raise FacezooError("stand-in download failed: " + ", ".join(f"{f.model}/{f.file}" for f in summary.failed))
     converted = workdir / "converted"
     with _progress(console) as progress:
         task = progress.add_task("convert", total=len(run.specs))
         for spec in run.specs:
             progress.update(task, description=f"convert {spec.name}")
-            figure = convert_in_subprocess(spec.name, standins.zoo_path, standins.root, converted, workdir / "logs")
+            figure = convert_in_subprocess(spec.name, standins.zoo_path, downloads, converted, workdir / "logs")
             run.conversions.append(figure)
             if not figure.passed:
                 console.print(f"[red]conversion of {spec.name} failed[/]: {figure.error} (log: {figure.log})", highlight=False)
@@ -143,40 +151,39 @@ def _wants_bf16(run: SuiteRun) -> bool:
 
 
 def _time_matrix(run: SuiteRun, converted_dir: Path, console: Console) -> None:
+    from facezoo.benchmark.suite.worker import run_cases, run_job
+
     counted = {row["model"]: row["counted_gflops"] for row in run.flops}
     plans = [(spec, _suite_cases(run, spec, converted_dir)) for spec in run.specs]
     with _progress(console) as progress:
         task = progress.add_task("benchmark", total=sum(len(cases) for _, cases in plans))
+
+        def advance(result: BenchmarkResult) -> None:
+            progress.update(task, advance=1, description=f"{result.case.model} · {result.case.label}")
+            if not result.ok:
+                console.print(f"[red]{result.status}[/] {result.case.model} · {result.case.label}: {result.error}", highlight=False)
+
         for spec, cases in plans:
-            gflops = spec.gflops or counted.get(spec.name)
-            for case in cases:
-                progress.update(task, description=f"{spec.name} · {case.label}")
-                result = run_case(case, seconds=run.options.seconds, warmup=run.options.warmup, gflops_per_image=gflops)
-                if not result.ok:
-                    console.print(f"[red]{result.status}[/] {spec.name} · {case.label}: {result.error}", highlight=False)
-                run.results.append(result)
-                progress.advance(task)
-            if any(c.precision_hint == "bf16" for c in cases):
-                ir = next(c.path for c in cases if c.precision_hint == "bf16")
-                run.bf16_agreement[spec.name] = bf16_agreement(ir)
-
-
-def bf16_agreement(path: str, faces: int = 16) -> float:
-    """Worst cosine between OpenVINO bf16 and f32 embeddings of the same faces."""
-    from facezoo.faces import probe_images, to_model_input
-    from facezoo.runtime import l2_normalize, load
-
-    embeddings = []
-    for hint in ("f32", "bf16"):
-        with load(path, precision_hint=hint) as model:
-            _, _, height, width = model.input_spec.shape
-            batch = to_model_input(probe_images(faces, (height, width)), model.input_spec.channel_order)
-            embeddings.append(l2_normalize(model.infer(batch)))
-    return float(np.min(np.sum(embeddings[0] * embeddings[1], axis=1)))
+            settings = {"seconds": run.options.seconds, "warmup": run.options.warmup,
+                        "gflops_per_image": spec.gflops or counted.get(spec.name)}
+            placed: dict[int, BenchmarkResult] = {}
+            for backend in dict.fromkeys(case.backend for case in cases):  # one child per library
+                indices = [i for i, case in enumerate(cases) if case.backend == backend]
+                for index, result in zip(indices, run_cases([cases[i] for i in indices], settings, advance)):
+                    placed[index] = result
+            run.results.extend(placed[i] for i in range(len(cases)))
+            bf16 = next((c.path for c in cases if c.precision_hint == "bf16"), None)
+            if bf16:
+                lines, error = run_job({"kind": "bf16", "path": bf16})
+                if lines:
+                    run.bf16_agreement[spec.name] = lines[0]["cosine"]
+                else:
+                    console.print(f"[red]bf16 agreement of {spec.name} failed[/]: {error}", highlight=False)
 
 
 def _time_overhead(run: SuiteRun, converted_dir: Path, console: Console) -> list:
-    from facezoo.benchmark.suite.overhead import measure_overhead
+    from facezoo.benchmark.suite.overhead import OverheadFigure
+    from facezoo.benchmark.suite.worker import run_job
 
     pairs = []
     for name in run.options.overhead_models:
@@ -192,7 +199,13 @@ def _time_overhead(run: SuiteRun, converted_dir: Path, console: Console) -> list
         task = progress.add_task("overhead", total=len(pairs))
         for case in pairs:
             progress.update(task, description=f"overhead {case.model} · {case.label}")
-            figures.append(measure_overhead(case, rounds=run.options.overhead_rounds, seconds=run.options.seconds))
+            settings = {"rounds": run.options.overhead_rounds, "seconds": run.options.seconds}
+            lines, error = run_job({"kind": "overhead", "case": asdict(case), "settings": settings})
+            if lines:
+                figures.append(OverheadFigure(**lines[0]))
+            else:
+                figures.append(OverheadFigure(case.model, case.file_kind, case.backend, case.batch, case.mode,
+                                              0.0, 0.0, 0, [], [], error))
             progress.advance(task)
     return figures
 
@@ -212,12 +225,11 @@ def _time_gpu(run: SuiteRun, converted_dir: Path, console: Console) -> dict:
                       mode="latency" if batch == 1 else "throughput")
         for a in artifacts for batch in run.options.gpu_batches
     ]
-    results = []
+    from facezoo.benchmark.suite.worker import run_cases
+
     with _progress(console) as progress:
         task = progress.add_task("GPU", total=len(cases))
-        for case in cases:
-            results.append(run_case(case, seconds=run.options.seconds, warmup=5))
-            progress.advance(task)
+        results = run_cases(cases, {"seconds": run.options.seconds, "warmup": 5}, lambda _: progress.advance(task))
     run.results.extend(results)
     fp16 = {r.case.batch: r for r in results if r.ok and r.case.precision == "FP16"}
     targets = []
@@ -233,4 +245,4 @@ def _time_gpu(run: SuiteRun, converted_dir: Path, console: Console) -> dict:
     return {"measured": True, "gpus": run.machine.gpus, "targets": targets}
 
 
-__all__ = ["SuiteOptions", "SuiteRun", "bf16_agreement", "run_suite"]
+__all__ = ["SuiteOptions", "SuiteRun", "run_suite"]

@@ -1,0 +1,96 @@
+"""Suite jobs in child processes, a library at a time.
+
+Three inference libraries, each with its own thread pools and allocators, loaded side by side
+for a hundred cases in one process, both disturb each other's timings and, here, once ended in
+heap corruption after 108 cases. So the suite runs each (model, backend) group, each overhead
+pair and each bf16 check in a fresh child: the parent only plans and collects, and a crash
+costs the cases of its own group, which are reported as failed with the child's last words.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict
+from typing import Callable
+
+from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult
+
+MARK = "FACEZOO-RESULT "  # libraries print to stdout too: only marked lines are results
+
+
+def run_job(job: dict, on_line: Callable[[dict], None] | None = None, timeout: float = 3600) -> tuple[list[dict], str]:
+    """Run `job` in a child; returns its result lines and, if it failed, why."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "facezoo.benchmark.suite.worker"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    process.stdin.write(json.dumps(job))
+    process.stdin.close()
+    lines = []
+    for raw in process.stdout:
+        if raw.startswith(MARK):
+            lines.append(json.loads(raw[len(MARK):]))
+            if on_line:
+                on_line(lines[-1])
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    errors = process.stderr.read()
+    if process.returncode == 0:
+        return lines, ""
+    last = [line for line in errors.splitlines() if line.strip()][-1:] or ["no message"]
+    return lines, f"benchmark worker exited with status {process.returncode}: {last[0][:300]}"
+
+
+def run_cases(cases: list[BenchmarkCase], settings: dict, on_result: Callable[[BenchmarkResult], None] | None = None) -> list[BenchmarkResult]:
+    """Each case's result; the cases a crashed child did not reach are failed results."""
+    job = {"kind": "cases", "cases": [asdict(c) for c in cases], "settings": settings}
+    results: list[BenchmarkResult] = []
+
+    def collect(line: dict) -> None:
+        results.append(BenchmarkResult.from_json(line))
+        if on_result:
+            on_result(results[-1])
+
+    _, error = run_job(job, collect)
+    for case in cases[len(results):]:
+        results.append(BenchmarkResult(case, "failed", error=error or "benchmark worker returned no result"))
+        if on_result:
+            on_result(results[-1])
+    return results
+
+
+def _main() -> None:
+    import facezoo.cli.common  # noqa: F401  (quiet MindSpore logging, as in the CLI)
+    from facezoo.benchmark.timing import run_case
+
+    job = json.loads(sys.stdin.read())
+    kind = job["kind"]
+    if kind == "cases":
+        for case in job["cases"]:
+            result = run_case(BenchmarkCase(**case), **job["settings"])
+            _emit(result.to_json())
+    elif kind == "overhead":
+        from facezoo.benchmark.suite.overhead import measure_overhead
+
+        figure = measure_overhead(BenchmarkCase(**job["case"]), **job["settings"])
+        _emit({**asdict(figure)})
+    elif kind == "bf16":
+        from facezoo.benchmark.suite.agreement import bf16_agreement
+
+        _emit({"cosine": bf16_agreement(job["path"])})
+    else:
+        raise SystemExit(f"unknown job kind {kind!r}")
+
+
+def _emit(data: dict) -> None:
+    sys.stdout.write(MARK + json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _main()
