@@ -205,3 +205,30 @@ def test_cli_embed_compare_and_infer(converted_mobilefacenet, tmp_path):
     landmarks.write_text(json.dumps({paths[0].name: [[1, 2]] * 4}))
     wrong = _cli("embed", NAME, paths[0], "-c", out, "--landmarks", landmarks)
     assert wrong.returncode == 1 and "expected landmarks of shape (1, 5, 2)" in wrong.stderr
+
+
+def test_openvino_survives_sync_and_async_calls_on_freed_batches(converted_mobilefacenet):
+    """Regression: sharing sync inputs with OpenVINO crashed a later infer_many (SIGSEGV).
+
+    Run in a child so that a crash fails this test instead of killing the test worker.
+    """
+    import subprocess
+    import sys
+
+    _, _, out, _ = converted_mobilefacenet
+    path = out / "mindface-arcface-mobilefacenet" / "FP32" / "mindface-arcface-mobilefacenet.xml"
+    script = f"""
+import numpy as np
+from facezoo.runtime import load
+model = load({str(path)!r}, performance_hint="THROUGHPUT")
+rng = np.random.default_rng(0)
+for round in range(4):
+    batches = [rng.uniform(0, 255, (32, 3, 112, 112)).astype(np.float32) for _ in range(6)]
+    first = model.infer(batches[0])
+    many = model.infer_many(batches)
+    assert np.allclose(first, many[0], atol=1e-4), round
+    del batches, first, many
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), (done.returncode, done.stderr[-2000:])

@@ -13,6 +13,8 @@ from facezoo.cli.common import ZooOption, console, err_console, open_zoo, report
 from facezoo.errors import FacezooError
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR
 
+CSV = Optional[str]
+
 
 def register(app: typer.Typer) -> None:
     app.command("benchmark")(benchmark)
@@ -21,21 +23,35 @@ def register(app: typer.Typer) -> None:
 @reports_errors
 def benchmark(
     models: Annotated[list[str], typer.Argument(help="Converted files, or zoo names (every converted artifact).")],
-    converted_dir: Annotated[Path, typer.Option("-c", "--converted-dir", help="Where zoo names are looked up.")] = DEFAULT_CONVERTED_DIR,
-    formats: Annotated[Optional[str], typer.Option("--format", help="Only these formats: openvino,onnx,mindir.")] = None,
-    precisions: Annotated[Optional[str], typer.Option("--precision", help="Only these precisions: FP32,FP16.")] = None,
-    backends: Annotated[Optional[str], typer.Option("--backend", help="Only these backends: openvino,onnxruntime,mindspore.")] = None,
+    converted_dir: Annotated[
+        Path, typer.Option("-c", "--converted-dir", help="Where zoo names are looked up.")
+    ] = DEFAULT_CONVERTED_DIR,
+    formats: Annotated[CSV, typer.Option("--format", help="Only these formats: openvino,onnx,mindir.")] = None,
+    precisions: Annotated[CSV, typer.Option("--precision", help="Only these precisions: FP32,FP16.")] = None,
+    backends: Annotated[CSV, typer.Option("--backend", help="Only these: openvino,onnxruntime,mindspore.")] = None,
     device: Annotated[str, typer.Option("--device", help="CPU, GPU, Ascend or AUTO.")] = "CPU",
     batches: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes.")] = "1",
-    mode: Annotated[str, typer.Option("--mode", help="latency (one request at a time) or throughput (requests in flight); both: latency,throughput.")] = "latency",
+    mode: Annotated[
+        str, typer.Option("--mode", help="latency (one request at a time), throughput (requests in flight), or both.")
+    ] = "latency",
     seconds: Annotated[float, typer.Option("--time", "-t", help="Seconds of timed runs per case.")] = 5.0,
-    iterations: Annotated[Optional[int], typer.Option("--iterations", "-n", help="Timed batches per case (instead of --time).")] = None,
+    iterations: Annotated[
+        Optional[int], typer.Option("--iterations", "-n", help="Timed batches per case (instead of --time).")
+    ] = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed batches after the first inference.")] = 2,
-    requests: Annotated[Optional[int], typer.Option("--requests", "--streams", help="OpenVINO streams (default: the device's optimum for the mode).")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="Inference threads (default: every usable core).")] = None,
-    precision_hint: Annotated[Optional[str], typer.Option("--precision-hint", help="OpenVINO inference precision, comma-separated: f32, bf16, f16.")] = None,
-    direct: Annotated[bool, typer.Option("--direct", help="Also time the same files through OpenVINO / ONNX Runtime called directly.")] = False,
-    with_preprocessing: Annotated[bool, typer.Option("--with-preprocessing", help="Include JPEG decode, resize, channel order and L2 norm.")] = False,
+    requests: Annotated[
+        Optional[int], typer.Option("--requests", "--streams", help="OpenVINO streams (default: the device's optimum).")
+    ] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Inference threads (default: all cores).")] = None,
+    precision_hint: Annotated[
+        CSV, typer.Option("--precision-hint", help="OpenVINO inference precision, comma-separated: f32, bf16, f16.")
+    ] = None,
+    direct: Annotated[
+        bool, typer.Option("--direct", help="Also time the same files through OpenVINO / ONNX Runtime directly.")
+    ] = False,
+    with_preprocessing: Annotated[
+        bool, typer.Option("--with-preprocessing", help="Include JPEG decode, resize, channel order and L2 norm.")
+    ] = False,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the results here.")] = None,
     plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Write a throughput bar chart (PNG) here.")] = None,
     zoo: ZooOption = None,
@@ -68,30 +84,36 @@ def benchmark(
     gflops = {str(a.path): gflops_for(a, registry) for a in artifacts}
     machine = describe_machine()
     results = []
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-        console=err_console, transient=True,
-    ) as progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("benchmark", total=len(cases))
         for case in cases:
             progress.update(task, description=f"{case.model} · {case.label}")
-            results.append(run_case(case, seconds=seconds, iterations=iterations, warmup=warmup, gflops_per_image=gflops[case.path]))
+            results.append(
+                run_case(case, seconds=seconds, iterations=iterations, warmup=warmup, gflops_per_image=gflops[case.path])
+            )
             progress.advance(task)
-    preprocessing = "included (JPEG decode, resize, channel order, L2 norm)" if with_preprocessing else "not included (model input tensors)"
-    console.print(results_table(results, f"facezoo benchmark on {machine.cpu_model} ({machine.usable_cpus} cores); preprocessing {preprocessing}"))
+    preprocessing = "included (JPEG decode, resize, channel order, L2 norm)" if with_preprocessing else "not included"
+    title = f"facezoo benchmark on {machine.cpu_model} ({machine.usable_cpus} cores); preprocessing {preprocessing}"
+    console.print(results_table(results, title))
     for result in results:
         if not result.ok:
             colour = "yellow" if result.status == "unavailable" else "red"
-            err_console.print(f"[{colour}]{result.status}[/] {result.case.model} · {result.case.label}: {escape(result.error)}", highlight=False, soft_wrap=True)
-    settings = {
-        "time_s": None if iterations else seconds, "iterations": iterations, "warmup": warmup,
-        "preprocessing": with_preprocessing, "inputs": "distinct synthetic aligned face crops",
-    }
+            line = f"[{colour}]{result.status}[/] {result.case.model} · {result.case.label}: {escape(result.error)}"
+            err_console.print(line, highlight=False, soft_wrap=True)
     if json_file:
+        settings = {
+            "time_s": None if iterations else seconds,
+            "iterations": iterations,
+            "warmup": warmup,
+            "preprocessing": with_preprocessing,
+            "inputs": "distinct synthetic aligned face crops",
+        }
         write_json(to_document(results, machine, settings), json_file)
         console.print(f"results: {json_file}", highlight=False)
     if plot_file and any(r.ok for r in results):
-        plot_throughput(results, plot_file, f"facezoo benchmark · {machine.cpu_model}, {machine.usable_cpus} cores · {machine.date}")
+        chart_title = f"facezoo benchmark · {machine.cpu_model}, {machine.usable_cpus} cores · {machine.date}"
+        plot_throughput(results, plot_file, chart_title)
         console.print(f"chart: {plot_file}", highlight=False)
     if any(r.status == "failed" for r in results) or not any(r.ok for r in results):
         raise typer.Exit(1)

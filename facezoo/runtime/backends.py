@@ -122,9 +122,10 @@ class OpenVinoBackend:
         return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        # The call is synchronous, so the input may be shared rather than copied; outputs are
-        # copied out of the request (share_outputs=False), so the result stays valid.
-        return self.request.infer({0: batch}, share_inputs=True)[0]
+        # Inputs are copied (share_inputs=False): a shared input stays bound to the request after
+        # the call, and once the caller frees the array, later infer_many calls crashed (SIGSEGV,
+        # OpenVINO 2026.4, THROUGHPUT hint). Outputs are copies too, so results stay valid.
+        return self.request.infer({0: batch})[0]
 
     def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
         """All batches in flight over the device's optimal number of requests, in order.

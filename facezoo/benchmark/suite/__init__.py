@@ -36,7 +36,7 @@ class SuiteOptions:
     heavy_gflops: float = 5.0
     overhead_models: tuple[str, ...] = ("mindface-arcface-mobilefacenet", "arcface")
     overhead_batches: tuple[int, ...] = (1, 32)
-    overhead_rounds: int = 3
+    overhead_rounds: int = 5
     bf16: bool | None = None  # OpenVINO bf16 rows; None: when the CPU has bf16 units
     gpu_batches: tuple[int, ...] = (1, 256)
     gpu_model: str = "arcface"
@@ -205,7 +205,7 @@ def _time_overhead(run: SuiteRun, converted_dir: Path, console: Console) -> list
                 figures.append(OverheadFigure(**lines[0]))
             else:
                 figures.append(OverheadFigure(case.model, case.file_kind, case.backend, case.batch, case.mode,
-                                              0.0, 0.0, 0, [], [], error))
+                                              0.0, 0.0, 0, [], [], error or "no result"))
             progress.advance(task)
     return figures
 

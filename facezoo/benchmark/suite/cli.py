@@ -9,19 +9,25 @@ import typer
 
 from facezoo.cli.common import console, err_console, reports_errors, split_csv
 
+DEFAULT_OVERHEAD_MODELS = "mindface-arcface-mobilefacenet,arcface"
+
 
 @reports_errors
 def suite(
-    models: Annotated[Optional[str], typer.Option("--models", help="Registry patterns, comma-separated (default: all).")] = None,
-    workdir: Annotated[Path, typer.Option("--workdir", help="Stand-ins, converted files and logs.")] = Path("benchmarks/work"),
-    results_dir: Annotated[Path, typer.Option("--results", help="Where <machine>.json/.md/.png go.")] = Path("benchmarks/results"),
-    machine: Annotated[Optional[str], typer.Option("--machine", help="Name for the result files (default: from the CPU).")] = None,
+    models: Annotated[Optional[str], typer.Option("--models", help="Registry patterns (default: every model).")] = None,
+    workdir: Annotated[Path, typer.Option("--workdir", help="Stand-ins, converted files, logs.")] = Path("benchmarks/work"),
+    results_dir: Annotated[Path, typer.Option("--results", help="Where the report goes.")] = Path("benchmarks/results"),
+    machine: Annotated[Optional[str], typer.Option("--machine", help="Name of the result files.")] = None,
     seconds: Annotated[float, typer.Option("--time", help="Timed seconds per case.")] = 3.0,
-    converted_dir: Annotated[Optional[Path], typer.Option("--converted-dir", help="Time these converted files; skip conversion.")] = None,
-    overhead_models: Annotated[str, typer.Option("--overhead-models", help="Models for the facezoo-vs-direct pairs.")] = "mindface-arcface-mobilefacenet,arcface",
-    overhead_rounds: Annotated[int, typer.Option("--overhead-rounds")] = 3,
-    light_batch: Annotated[int, typer.Option("--light-batch", help="Throughput batch for light models.")] = 32,
-    heavy_batch: Annotated[int, typer.Option("--heavy-batch", help="Throughput batch for models of ≥ 5 GFLOPs.")] = 8,
+    converted_dir: Annotated[
+        Optional[Path], typer.Option("--converted-dir", help="Time these converted files; skip conversion.")
+    ] = None,
+    overhead_models: Annotated[
+        str, typer.Option("--overhead-models", help="Models of the facezoo-vs-direct pairs.")
+    ] = DEFAULT_OVERHEAD_MODELS,
+    overhead_rounds: Annotated[int, typer.Option("--overhead-rounds", help="Turns each runner takes.")] = 5,
+    light_batch: Annotated[int, typer.Option("--light-batch", help="Throughput batch, light models.")] = 32,
+    heavy_batch: Annotated[int, typer.Option("--heavy-batch", help="Throughput batch, ≥ 5 GFLOPs.")] = 8,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="OpenVINO bf16 rows (default: if the CPU has bf16).")] = None,
 ) -> None:
     """Convert the zoo's stand-ins, time every path, and write the report for this machine."""

@@ -1,13 +1,16 @@
 """facezoo's runtime against the same file called through the library directly.
 
 Both runners stay loaded and take turns, round after round, so that drift in the machine's
-speed (turbo, noisy neighbours on a VM) falls on both alike; the ratio is of the medians.
+speed (turbo, noisy neighbours on a VM) falls on both alike; the ratio is the median of the
+per-round ratios. Beside it, the time facezoo's own code takes per batch (input checks and
+layout, on the caller's thread) is timed alone: it says how much of a gap can be overhead at all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import statistics
+import time
 from dataclasses import dataclass
 
 from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult
@@ -27,15 +30,24 @@ class OverheadFigure:
     facezoo_runs: list[float]
     direct_runs: list[float]
     error: str = ""
+    wrapper_us: float = 0.0  # facezoo's own work per batch, microseconds (median)
 
     @property
     def ratio(self) -> float | None:
-        if self.error or not self.direct_throughput:
+        pairs = [f / d for f, d in zip(self.facezoo_runs, self.direct_runs) if d > 0]
+        if self.error or not pairs:
             return None
-        return self.facezoo_throughput / self.direct_throughput
+        return statistics.median(pairs)
+
+    @property
+    def wrapper_share(self) -> float | None:
+        """facezoo's own work as a fraction of the time one batch takes."""
+        if self.error or not self.facezoo_throughput:
+            return None
+        return self.wrapper_us * 1e-6 * self.facezoo_throughput / self.batch
 
 
-def measure_overhead(case: BenchmarkCase, *, rounds: int = 3, seconds: float = 3.0, warmup: int = 2) -> OverheadFigure:
+def measure_overhead(case: BenchmarkCase, *, rounds: int = 5, seconds: float = 3.0, warmup: int = 2) -> OverheadFigure:
     cases = {runner: dataclasses.replace(case, runner=runner) for runner in ("facezoo", "direct")}
     opened = {runner: open_case(c) for runner, c in cases.items()}
     runs: dict[str, list[float]] = {"facezoo": [], "direct": []}
@@ -59,4 +71,20 @@ def measure_overhead(case: BenchmarkCase, *, rounds: int = 3, seconds: float = 3
     return OverheadFigure(
         case.model, case.file_kind, case.backend, case.batch, case.mode,
         median["facezoo"], median["direct"], len(runs["direct"]), runs["facezoo"], runs["direct"], error,
+        wrapper_us=wrapper_cost_us(case) if not error else 0.0,
     )
+
+
+def wrapper_cost_us(case: BenchmarkCase, calls: int = 200) -> float:
+    """Median time of FaceModel.prepare, the only work facezoo adds to the library's call."""
+    from facezoo.benchmark.inputs import tensor_batches
+    from facezoo.runtime import load
+
+    with load(case.path, backend=case.backend) as model:
+        batch = tensor_batches(model.input_spec.shape, model.input_spec.channel_order, case.batch, count=1)[0]
+        laps = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            model.prepare(batch)
+            laps.append(time.perf_counter() - start)
+    return statistics.median(laps) * 1e6

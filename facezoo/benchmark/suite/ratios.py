@@ -108,19 +108,7 @@ def check_targets(
     architectures: dict[str, str],
     gpu: dict,
 ) -> list[TargetCheck]:
-    checks = []
-    ratios = [(o.ratio, o) for o in overhead if o.ratio is not None]
-    if ratios:
-        worst, figure = min(ratios, key=lambda item: item[0])
-        checks.append(TargetCheck(
-            "runtime overhead: facezoo ≥ 98 % of the library called directly, batch 1 and 32",
-            f"worst {100 * worst:.1f} % ({figure.model} {figure.file} {figure.backend} b{figure.batch}); "
-            f"all: {', '.join(f'{100 * r:.1f}' for r, _ in ratios)} %",
-            worst >= 0.98,
-            "" if worst >= 0.98 else f"missed by {100 * (0.98 - worst):.1f} points",
-        ))
-    else:
-        checks.append(TargetCheck("runtime overhead ≥ 98 %", "not measured", None, "no overhead pair ran"))
+    checks = [_overhead_target(overhead)]
     deep = [e for e in efficiency if architectures.get(e.model) == IRESNET100]
     if deep:
         best = max(deep, key=lambda e: e.fraction)
@@ -155,3 +143,26 @@ def check_targets(
                     "" if gigabytes <= 4.0 else f"over by {gigabytes - 4.0:.2f} GB",
                 ))
     return checks
+
+
+def _overhead_target(overhead: list[OverheadFigure]) -> TargetCheck:
+    target = "runtime overhead: facezoo ≥ 98 % of the library called directly, batch 1 and 32"
+    ratios = [(o.ratio, o) for o in overhead if o.ratio is not None]
+    failed = [o for o in overhead if o.ratio is None]
+    if not ratios:
+        return TargetCheck(target, "not measured", None, failed[0].error if failed else "no overhead pair ran")
+    worst, figure = min(ratios, key=lambda item: item[0])
+    notes = []
+    if worst < 0.98:
+        notes.append(f"missed by {100 * (0.98 - worst):.1f} points")
+        share = figure.wrapper_share
+        if figure.wrapper_us > 0 and share is not None and share < (1.0 - worst) / 10:
+            notes.append(
+                f"facezoo's own work there is {figure.wrapper_us:.0f} µs per batch ({100 * share:.3f} % of its time), "
+                "so the gap is run-to-run variation of this machine, not overhead"
+            )
+    if failed:
+        notes.append(f"{len(failed)} pair(s) did not run: {failed[0].error}")
+    measured = (f"worst {100 * worst:.1f} % ({figure.model} {figure.file} {figure.backend} b{figure.batch}); "
+                f"all: {', '.join(f'{100 * r:.1f}' for r, _ in ratios)} %")
+    return TargetCheck(target, measured, worst >= 0.98 and not failed, "; ".join(notes))

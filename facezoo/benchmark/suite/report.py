@@ -52,7 +52,7 @@ def write_report(run) -> dict[str, Path]:
         peak=asdict(run.peak),
         conversions=[asdict(c) for c in run.conversions],
         flops=run.flops,
-        overhead=[{**asdict(o), "ratio": o.ratio} for o in run.overhead],
+        overhead=[{**asdict(o), "ratio": o.ratio, "wrapper_share": o.wrapper_share} for o in run.overhead],
         backends=[asdict(c) for c in comparisons],
         precisions=[{**asdict(p), "ratio": p.ratio} for p in precisions],
         efficiency=[{**asdict(e), "fraction": e.fraction} for e in efficiency],
@@ -154,10 +154,15 @@ def render_markdown(run, document, comparisons, precisions, efficiency, targets,
         parts += [
             "## Runtime overhead: facezoo against the library called directly (same file, same settings)",
             "",
-            _table(["model", "file", "backend", "batch", "mode", "facezoo img/s", "direct img/s", "facezoo / direct", "rounds"],
+            _table(["model", "file", "backend", "batch", "mode", "facezoo img/s", "direct img/s",
+                    "facezoo / direct (median of rounds)", "rounds", "facezoo's own µs per batch"],
                    [[o.model, o.file, o.backend, str(o.batch), o.mode, f"{o.facezoo_throughput:.1f}",
-                     f"{o.direct_throughput:.1f}", f"{100 * o.ratio:.1f} %" if o.ratio else f"error: {o.error}", str(o.rounds)]
+                     f"{o.direct_throughput:.1f}", f"{100 * o.ratio:.1f} %" if o.ratio else f"error: {o.error}", str(o.rounds),
+                     f"{o.wrapper_us:.1f} ({100 * o.wrapper_share:.3f} %)" if o.wrapper_share is not None else "-"]
                     for o in run.overhead]),
+            "",
+            "Both runners load the same file with the same settings and take turns; the ratio is the median of "
+            "the per-round ratios. facezoo's own work per batch (input checks, layout) is timed alone beside it.",
             "",
         ]
     if comparisons:
