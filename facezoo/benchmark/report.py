@@ -140,9 +140,9 @@ def plot_throughput(results: list[BenchmarkResult], path: Path, title: str) -> P
     handles = [_patch(colour, name) for name, colour in BACKEND_COLOURS.items() if any(r.case.backend == name for r in ok)]
     if any(hatches):
         handles.append(_patch("white", "called directly", hatch="//"))
-    axes.legend(handles=handles, fontsize=7, loc="lower right")
+    axes.legend(handles=handles, fontsize=7, loc="best")
     axes.grid(True, axis="x", alpha=0.3)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / figure.get_figheight()))  # room for the title
     return save_figure(figure, path)
 
 
@@ -164,9 +164,9 @@ def plot_latency(results: list[BenchmarkResult], path: Path, title: str) -> Path
         axes.set_xscale("log")
     axes.set_xlabel("latency per batch, ms (bar: p50; lower is better)")
     figure.suptitle(title, fontsize=8)
-    axes.legend(fontsize=7, loc="lower right")
+    axes.legend(fontsize=7, loc="best")
     axes.grid(True, axis="x", alpha=0.3)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / figure.get_figheight()))  # room for the title
     return save_figure(figure, path)
 
 

@@ -18,6 +18,7 @@ from facezoo.registry import Zoo, load_zoo
 # MindSpore logs every graph-compile and device-probe warning to stderr unless told otherwise.
 os.environ.setdefault("GLOG_v", "3")
 
+
 def _width() -> int | None:
     # Tables of results are wide: outside a terminal (logs, CI) do not fold them at 80 columns.
     return None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160

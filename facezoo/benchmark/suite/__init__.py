@@ -77,6 +77,32 @@ def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str
     return write_report(run)
 
 
+def rerender(json_path: Path, results_dir: Path | None = None) -> dict[str, Path]:
+    """Write the markdown and figures again from a results file (after a change to the report)."""
+    from facezoo.benchmark.report import read_results
+    from facezoo.benchmark.suite.conversion import ConversionFigure
+    from facezoo.benchmark.suite.overhead import OverheadFigure
+    from facezoo.benchmark.suite.report import write_report
+
+    document, results = read_results(json_path)
+    settings = document["settings"]
+    options = SuiteOptions(results_dir=results_dir or Path(json_path).parent, seconds=settings["seconds_per_case"],
+                           warmup=settings["warmup"], light_batch=settings["light_batch"],
+                           heavy_batch=settings["heavy_batch"], heavy_gflops=settings["heavy_gflops"])
+    machine = MachineInfo(**document["machine"])
+    registry = load_zoo()
+    run = SuiteRun(options, machine, PeakMeasurement(**document["peak"]),
+                   [registry.get(row["model"]) for row in document["flops"]])
+    run.conversions = [ConversionFigure(**c) for c in document["conversions"]]
+    run.flops = document["flops"]
+    run.results = results
+    derived = ("ratio", "wrapper_share")
+    run.overhead = [OverheadFigure(**{k: v for k, v in o.items() if k not in derived}) for o in document["overhead"]]
+    run.bf16_agreement = document["bf16_agreement"]
+    run.gpu = document["gpu"]
+    return write_report(run)
+
+
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -242,7 +268,7 @@ def _time_gpu(run: SuiteRun, converted_dir: Path, console: Console) -> dict:
         rate = fp16[large].throughput
         targets.append(TargetCheck(f"GPU FP16 batch {large} ≥ 15 k img/s", f"{rate:.0f} img/s", rate >= 15000,
                                    "" if rate >= 15000 else f"missed by {15000 - rate:.0f} img/s"))
-    return {"measured": True, "gpus": run.machine.gpus, "targets": targets}
+    return {"measured": True, "gpus": run.machine.gpus, "targets": [asdict(t) for t in targets]}
 
 
-__all__ = ["SuiteOptions", "SuiteRun", "run_suite"]
+__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_suite"]

@@ -28,10 +28,20 @@ def suite(
     overhead_rounds: Annotated[int, typer.Option("--overhead-rounds", help="Turns each runner takes.")] = 5,
     light_batch: Annotated[int, typer.Option("--light-batch", help="Throughput batch, light models.")] = 32,
     heavy_batch: Annotated[int, typer.Option("--heavy-batch", help="Throughput batch, ≥ 5 GFLOPs.")] = 8,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="OpenVINO bf16 rows (default: if the CPU has bf16).")] = None,
+    bf16: Annotated[
+        Optional[bool], typer.Option("--bf16/--no-bf16", help="OpenVINO bf16 rows (default: if the CPU has bf16).")
+    ] = None,
+    render: Annotated[
+        Optional[Path], typer.Option("--render", help="Only write the report again from this results JSON.")
+    ] = None,
 ) -> None:
     """Convert the zoo's stand-ins, time every path, and write the report for this machine."""
-    from facezoo.benchmark.suite import SuiteOptions, run_suite
+    from facezoo.benchmark.suite import SuiteOptions, rerender, run_suite
+
+    if render is not None:
+        for kind, path in rerender(render).items():
+            console.print(f"{kind}: {path}", highlight=False)
+        return
 
     options = SuiteOptions(
         models=split_csv(models) if models else None,

@@ -35,7 +35,6 @@ def write_report(run) -> dict[str, Path]:
     efficiency = efficiencies(run.results, run.peak.gflops)
     architectures = {spec.name: spec.architecture for spec in run.specs}
     targets = check_targets(run.overhead, efficiency, run.conversions, architectures, run.gpu)
-    gpu = {k: v for k, v in run.gpu.items() if k != "targets"}
     document = to_document(
         run.results,
         run.machine,
@@ -57,7 +56,7 @@ def write_report(run) -> dict[str, Path]:
         precisions=[{**asdict(p), "ratio": p.ratio} for p in precisions],
         efficiency=[{**asdict(e), "fraction": e.fraction} for e in efficiency],
         bf16_agreement=run.bf16_agreement,
-        gpu=gpu,
+        gpu=run.gpu,
         targets=[asdict(t) for t in targets],
     )
     paths = {"json": write_json(document, out / f"{name}.json")}
@@ -88,7 +87,7 @@ def plot_conversion(conversions, path: Path, title: str) -> Path:
     for axes in (left, right):
         axes.grid(True, axis="x", alpha=0.3)
     figure.suptitle(title, fontsize=8)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / figure.get_figheight()))  # room for the title
     return save_figure(figure, path)
 
 
