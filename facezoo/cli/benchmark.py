@@ -32,7 +32,7 @@ def benchmark(
     device: Annotated[str, typer.Option("--device", help="CPU, GPU, Ascend or AUTO.")] = "CPU",
     batches: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes.")] = "1",
     mode: Annotated[
-        str, typer.Option("--mode", help="latency (one request at a time), throughput (requests in flight), or both.")
+        str, typer.Option("--mode", help="latency (one request at a time), throughput (requests in flight), or latency,throughput.")
     ] = "latency",
     seconds: Annotated[float, typer.Option("--time", "-t", help="Seconds of timed runs per case.")] = 5.0,
     iterations: Annotated[
