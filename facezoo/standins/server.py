@@ -224,13 +224,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _simple(self, status: int, message: str, path: str, fault: Fault | None, extra: dict | None = None) -> None:
         body = (message + "\n").encode()
+        # Logged before anything is sent: a client may act on the status line (and a test read
+        # the log) before this thread runs on.
+        self.owner._record(LoggedRequest(self.command, path, self.headers.get("Range"), status, fault))
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         for key, value in (extra or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        self.owner._record(LoggedRequest(self.command, path, self.headers.get("Range"), status, fault))
         if self.command != "HEAD":
             self.wfile.write(body)
 
@@ -259,6 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status = 206
         length = max(0, end - start + 1)
         cutoff = length // 2 if fault in (Fault.DROP_MID_BODY, Fault.STALL) else length
+        owner._record(LoggedRequest(self.command, path, range_header, status, fault))  # before sending: see _simple
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(length))
@@ -269,7 +272,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        owner._record(LoggedRequest(self.command, path, range_header, status, fault))
         if head:
             return
         try:
