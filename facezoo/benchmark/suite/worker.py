@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict
 from typing import Callable
 
@@ -22,27 +23,29 @@ MARK = "FACEZOO-RESULT "  # libraries print to stdout too: only marked lines are
 
 def run_job(job: dict, on_line: Callable[[dict], None] | None = None, timeout: float = 3600) -> tuple[list[dict], str]:
     """Run `job` in a child; returns its result lines and, if it failed, why."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facezoo.benchmark.suite.worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    process.stdin.write(json.dumps(job))
-    process.stdin.close()
-    lines = []
-    for raw in process.stdout:
-        if raw.startswith(MARK):
-            lines.append(json.loads(raw[len(MARK):]))
-            if on_line:
-                on_line(lines[-1])
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    errors = process.stderr.read()
-    if process.returncode == 0:
-        return lines, ""
-    last = [line for line in errors.splitlines() if line.strip()][-1:] or ["no message"]
+    # stderr goes to a file, not a pipe: a chatty library could fill a pipe nobody reads yet.
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "facezoo.benchmark.suite.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
+        )
+        process.stdin.write(json.dumps(job))
+        process.stdin.close()
+        lines = []
+        for raw in process.stdout:
+            if raw.startswith(MARK):
+                lines.append(json.loads(raw[len(MARK):]))
+                if on_line:
+                    on_line(lines[-1])
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.returncode == 0:
+            return lines, ""
+        errors.seek(0)
+        last = [line for line in errors.read().splitlines() if line.strip()][-1:] or ["no message"]
     return lines, f"benchmark worker exited with status {process.returncode}: {last[0][:300]}"
 
 
