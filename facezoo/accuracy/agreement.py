@@ -28,8 +28,6 @@ import collections
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -39,6 +37,7 @@ import numpy as np
 from facezoo.accuracy.datasets import identity_of, list_images, read_image_file
 from facezoo.accuracy.metrics import best_separation
 from facezoo.converters.validation import FP32_MAX_RELATIVE_ERROR, compare, cosine_rows
+from facezoo.atomic import write_bytes_atomic
 from facezoo.errors import FacezooError
 from facezoo.faces import colour_asymmetric_face, synthetic_face, to_model_input
 from facezoo.registry import ModelSpec
@@ -477,18 +476,8 @@ def _json_safe(value):
 
 def write_json_atomic(path: Path, document) -> Path:
     """Write JSON to `path` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(_json_safe(document), out, indent=2, allow_nan=False)
-            out.write("\n")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return path
+    text = json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def agreement_document(reports: list[AgreementReport]) -> dict:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from facezoo.accuracy.metrics import Roc, eer
+from facezoo.atomic import atomic_path
 
 
 def plot_roc(roc: Roc, path: str | Path, *, title: str, note: str = "", marks: dict[str, float | None] | None = None) -> Path:
@@ -44,14 +43,8 @@ def plot_roc(roc: Roc, path: str | Path, *, title: str, note: str = "", marks: d
     if note:
         figure.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=7, color="tab:red", wrap=True)
     figure.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return path
 
 

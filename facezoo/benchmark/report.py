@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from rich.table import Table
 
+from facezoo.atomic import atomic_path, write_bytes_atomic
 from facezoo.benchmark.machine import MachineInfo
 from facezoo.benchmark.results import BenchmarkResult
 from facezoo.errors import FacezooError
@@ -66,7 +65,7 @@ def to_document(results: list[BenchmarkResult], machine: MachineInfo, settings: 
 
 
 def write_json(document: dict, path: Path) -> Path:
-    return write_atomically(Path(path), json.dumps(document, indent=2, sort_keys=False, allow_nan=False).encode() + b"\n")
+    return write_bytes_atomic(path, json.dumps(document, indent=2, allow_nan=False).encode() + b"\n")
 
 
 def read_results(path: Path) -> tuple[dict, list[BenchmarkResult]]:
@@ -79,20 +78,7 @@ def read_results(path: Path) -> tuple[dict, list[BenchmarkResult]]:
     return document, [BenchmarkResult.from_json(item) for item in document["results"]]
 
 
-def write_atomically(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _figure(rows: int, width: float = 9.0):
+def new_figure(rows: int, width: float = 9.0):
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -102,17 +88,9 @@ def _figure(rows: int, width: float = 9.0):
 
 
 def save_figure(figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def plot_throughput(results: list[BenchmarkResult], path: Path, title: str) -> Path:
@@ -120,7 +98,7 @@ def plot_throughput(results: list[BenchmarkResult], path: Path, title: str) -> P
     ok = [r for r in results if r.ok]
     if not ok:
         raise FacezooError("nothing to plot: no case ran")
-    figure = _figure(len(ok))
+    figure = new_figure(len(ok))
     axes = figure.subplots()
     labels = [f"{r.case.model} · {r.case.label}" for r in ok]
     values = [r.throughput for r in ok]
@@ -151,7 +129,7 @@ def plot_latency(results: list[BenchmarkResult], path: Path, title: str) -> Path
     ok = [r for r in results if r.ok and r.latency and r.case.mode == "latency"]
     if not ok:
         raise FacezooError("nothing to plot: no latency-mode case ran")
-    figure = _figure(len(ok))
+    figure = new_figure(len(ok))
     axes = figure.subplots()
     positions = range(len(ok))
     axes.barh(positions, [r.latency.p50 for r in ok], color=[BACKEND_COLOURS.get(r.case.backend, "tab:gray") for r in ok])

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
+from facezoo.atomic import atomic_path
 from facezoo.cli.common import console, reports_errors
 from facezoo.errors import FacezooError
 from facezoo.runtime import Embedder, cosine_similarity, load, read_image, resolve_artifact
@@ -128,6 +128,5 @@ def infer(
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    partial = path.with_name(f".{path.name}.part-{os.getpid()}.npy")
-    np.save(partial, array)
-    partial.replace(path)
+    with atomic_path(path, suffix=".npy") as partial:  # np.save would append .npy to any other name
+        np.save(partial, array)

@@ -5,15 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from facezoo.benchmark.report import (
-    _figure,
-    plot_latency,
-    plot_throughput,
-    save_figure,
-    to_document,
-    write_atomically,
-    write_json,
-)
+from facezoo.atomic import write_bytes_atomic
+from facezoo.benchmark.report import new_figure, plot_latency, plot_throughput, save_figure, to_document, write_json
 from facezoo.benchmark.suite.ratios import (
     check_targets,
     compare_backends,
@@ -69,12 +62,12 @@ def write_report(run) -> dict[str, Path]:
     if run.conversions:
         paths["conversion"] = plot_conversion(run.conversions, out / f"{name}-conversion.png", f"conversion · {title}")
     markdown = render_markdown(run, document, comparisons, precisions, efficiency, targets, paths)
-    paths["markdown"] = write_atomically(out / f"{name}.md", markdown.encode())
+    paths["markdown"] = write_bytes_atomic(out / f"{name}.md", markdown.encode())
     return paths
 
 
 def plot_conversion(conversions, path: Path, title: str) -> Path:
-    figure = _figure(len(conversions), width=10.0)
+    figure = new_figure(len(conversions), width=10.0)
     left, right = figure.subplots(1, 2, sharey=True)
     names = [c.model for c in conversions]
     positions = range(len(conversions))
