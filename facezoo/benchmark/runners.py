@@ -107,7 +107,7 @@ class DirectOpenVino:
         self.queue = ov.AsyncInferQueue(self.compiled, self.requests) if case.mode == "throughput" else None
         self.backend_version = ov.get_version()
         self.device_name = core.get_property(case.device, "FULL_DEVICE_NAME")
-        self.threads = int(self.compiled.get_property("INFERENCE_NUM_THREADS")) or default_threads()
+        self.threads = _openvino_threads(self.compiled)
         model_input = self.compiled.input(0)
         self.input_shape = tuple(d.get_length() if d.is_static else -1 for d in model_input.get_partial_shape())
         self.channel_order = "GRAY" if self.input_shape[1] == 1 else "BGR"
@@ -178,5 +178,10 @@ def _device_name(backend) -> str:
 
 def _threads(backend, asked: int | None) -> int:
     if backend.name == "openvino":
-        return int(backend.compiled.get_property("INFERENCE_NUM_THREADS")) or default_threads()
+        return _openvino_threads(backend.compiled)
     return asked or default_threads()
+
+
+def _openvino_threads(compiled) -> int:
+    """What the compiled model will use (0 means every core)."""
+    return int(compiled.get_property("INFERENCE_NUM_THREADS")) or default_threads()

@@ -13,8 +13,10 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from facezoo.benchmark.inputs import tensor_batches
 from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult
 from facezoo.benchmark.timing import measure, open_case
+from facezoo.runtime import FaceModel
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ def measure_overhead(case: BenchmarkCase, *, rounds: int = 5, seconds: float = 3
     opened = {runner: open_case(c) for runner, c in cases.items()}
     runs: dict[str, list[float]] = {"facezoo": [], "direct": []}
     error = next((o.error for o in opened.values() if isinstance(o, BenchmarkResult)), "")
+    wrapper_us = 0.0
     try:
         for round_index in range(rounds if not error else 0):
             order = ("direct", "facezoo") if round_index % 2 else ("facezoo", "direct")
@@ -63,6 +66,8 @@ def measure_overhead(case: BenchmarkCase, *, rounds: int = 5, seconds: float = 3
                 runs[runner].append(result.throughput)
             if error:
                 break
+        if not error:
+            wrapper_us = wrapper_cost_us(opened["facezoo"][0].model, case.batch)
     finally:
         for item in opened.values():
             if not isinstance(item, BenchmarkResult):
@@ -71,20 +76,17 @@ def measure_overhead(case: BenchmarkCase, *, rounds: int = 5, seconds: float = 3
     return OverheadFigure(
         case.model, case.file_kind, case.backend, case.batch, case.mode,
         median["facezoo"], median["direct"], len(runs["direct"]), runs["facezoo"], runs["direct"], error,
-        wrapper_us=wrapper_cost_us(case) if not error else 0.0,
+        wrapper_us=wrapper_us,
     )
 
 
-def wrapper_cost_us(case: BenchmarkCase, calls: int = 200) -> float:
+def wrapper_cost_us(model: FaceModel, batch_size: int, calls: int = 200) -> float:
     """Median time of FaceModel.prepare, the only work facezoo adds to the library's call."""
-    from facezoo.benchmark.inputs import tensor_batches
-    from facezoo.runtime import load
-
-    with load(case.path, backend=case.backend) as model:
-        batch = tensor_batches(model.input_spec.shape, model.input_spec.channel_order, case.batch, count=1)[0]
-        laps = []
-        for _ in range(calls):
-            start = time.perf_counter()
-            model.prepare(batch)
-            laps.append(time.perf_counter() - start)
+    spec = model.input_spec
+    batch = tensor_batches(spec.shape, spec.channel_order, batch_size, count=1)[0]
+    laps = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        model.prepare(batch)
+        laps.append(time.perf_counter() - start)
     return statistics.median(laps) * 1e6
