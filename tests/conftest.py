@@ -6,11 +6,13 @@ beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,17 @@ from facezoo.registry import Zoo, load_zoo
 from facezoo.standins.server import StandinServer
 
 REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "reference" / "mindspore"
+
+
+def reference_params(filename: str) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) rows of an upstream parameter table (../shared/reference), in order."""
+    path = REFERENCE / filename
+    if not path.is_file():
+        pytest.skip(f"reference table {path} is not available")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return [(row["name"], tuple(int(d) for d in row["shape"].split("x"))) for row in rows]
 
 
 @pytest.fixture(autouse=True)
@@ -208,3 +221,10 @@ def converted_mobilefacenet(standin_models, tmp_path_factory):
     result = convert_model(request)
     assert result.passed, result.error
     return zoo, root, out, result
+
+
+@pytest.fixture(scope="session")
+def converted_standin(converted_mobilefacenet):
+    """The session's stand-in MobileFaceNet, converted to every format and precision, as paths."""
+    zoo, download_dir, converted_dir, _ = converted_mobilefacenet
+    return SimpleNamespace(zoo_path=zoo.path, download_dir=download_dir, converted_dir=converted_dir)

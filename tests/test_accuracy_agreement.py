@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -35,15 +34,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def standin(converted_mobilefacenet):
-    """The session's stand-in MobileFaceNet (conftest), converted to every format and precision."""
-    zoo, download_dir, converted_dir, _ = converted_mobilefacenet
-    return SimpleNamespace(zoo_path=zoo.path, download_dir=download_dir, converted_dir=converted_dir)
-
-
-@pytest.fixture(scope="module")
-def spec(standin):
-    return load_zoo(standin.zoo_path).get(NAME)
+def spec(converted_standin):
+    return load_zoo(converted_standin.zoo_path).get(NAME)
 
 
 # ----------------------------------------------------------------------------- broken artifacts
@@ -96,9 +88,9 @@ BROKEN = {
 }
 
 
-def _copy_onnx(standin, converted_dir):
+def _copy_onnx(converted_standin, converted_dir):
     """converted_dir/<NAME>/FP32/ holding only the good FP32 ONNX and its model card."""
-    good = standin.converted_dir / NAME / "FP32"
+    good = converted_standin.converted_dir / NAME / "FP32"
     folder = converted_dir / NAME / "FP32"
     folder.mkdir(parents=True)
     for name in (f"{NAME}.onnx", "model_card.json"):
@@ -106,9 +98,9 @@ def _copy_onnx(standin, converted_dir):
     return folder / f"{NAME}.onnx"
 
 
-def _write_broken(standin, tmp_path, kind):
+def _write_broken(converted_standin, tmp_path, kind):
     """A converted folder whose FP32 ONNX is the good one with `kind` of damage."""
-    target = _copy_onnx(standin, tmp_path / kind)
+    target = _copy_onnx(converted_standin, tmp_path / kind)
     model = onnx.load(str(target))
     BROKEN[kind](model)
     onnx.save(model, str(target))
@@ -118,9 +110,9 @@ def _write_broken(standin, tmp_path, kind):
 # ----------------------------------------------------------------------------- tests
 
 
-def test_converted_artifacts_agree_with_the_original(standin, spec):
+def test_converted_artifacts_agree_with_the_original(converted_standin, spec):
     """Every format, precision and backend: ONNX (ORT, OpenVINO), IR (OpenVINO), MINDIR (MindSpore)."""
-    (report,) = check_models([spec], standin.download_dir, standin.converted_dir)
+    (report,) = check_models([spec], converted_standin.download_dir, converted_standin.converted_dir)
     assert report.passed, report
     combos = {(r.format, r.precision, r.backend) for r in report.results}
     assert combos == {(f, p, b) for p in ("FP32", "FP16") for f, b in (
@@ -139,20 +131,20 @@ def test_converted_artifacts_agree_with_the_original(standin, spec):
     json.dumps(report.as_dict(), allow_nan=False)
 
 
-def test_registry_threshold_is_used_when_set(standin, spec):
+def test_registry_threshold_is_used_when_set(converted_standin, spec):
     with_threshold = dataclasses.replace(spec, verification_threshold=0.3)
-    (report,) = check_models([with_threshold], standin.download_dir, standin.converted_dir,
+    (report,) = check_models([with_threshold], converted_standin.download_dir, converted_standin.converted_dir,
                              formats=["onnx"], precisions=["FP32"])
     assert report.passed
     assert report.decision_threshold == 0.3 and report.threshold_source == THRESHOLD_FROM_REGISTRY
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
-def test_broken_artifact_fails_the_check(standin, tmp_path, kind):
-    converted, broken = _write_broken(standin, tmp_path, kind)
+def test_broken_artifact_fails_the_check(converted_standin, tmp_path, kind):
+    converted, broken = _write_broken(converted_standin, tmp_path, kind)
     report_path = tmp_path / "report.json"
     result = runner.invoke(app, [
-        "check", NAME, "--zoo", str(standin.zoo_path), "-d", str(standin.download_dir), "-c", str(converted),
+        "check", NAME, "--zoo", str(converted_standin.zoo_path), "-d", str(converted_standin.download_dir), "-c", str(converted),
         "--json", str(report_path),
     ])
     assert result.exit_code == 1, result.output
@@ -169,23 +161,23 @@ def test_broken_artifact_fails_the_check(standin, tmp_path, kind):
         assert all(entry["flipped"] > 0 and "decisions flipped" in entry["reason"] for entry in results)
 
 
-def test_unloadable_artifact_fails_with_the_reason(standin, spec, tmp_path):
-    _copy_onnx(standin, tmp_path).write_bytes(b"not an onnx file")
-    (report,) = check_models([spec], standin.download_dir, tmp_path)
+def test_unloadable_artifact_fails_with_the_reason(converted_standin, spec, tmp_path):
+    _copy_onnx(converted_standin, tmp_path).write_bytes(b"not an onnx file")
+    (report,) = check_models([spec], converted_standin.download_dir, tmp_path)
     assert not report.passed
     assert all("cannot load" in r.reason for r in report.results)
     json.dumps(report.as_dict(), allow_nan=False)  # NaN metrics become null
 
 
-def test_threshold_overrides_apply(standin, spec):
-    (report,) = check_models([spec], standin.download_dir, standin.converted_dir, thresholds={"FP32": 1.5},
+def test_threshold_overrides_apply(converted_standin, spec):
+    (report,) = check_models([spec], converted_standin.download_dir, converted_standin.converted_dir, thresholds={"FP32": 1.5},
                              formats=["onnx"], precisions=["FP32"])
     assert not report.passed and report.check_thresholds["FP32"] == 1.5
     assert all("min cosine" in r.reason for r in report.results)
 
 
-def test_nothing_converted_is_an_error(standin, spec, tmp_path):
-    (report,) = check_models([spec], standin.download_dir, tmp_path / "empty")
+def test_nothing_converted_is_an_error(converted_standin, spec, tmp_path):
+    (report,) = check_models([spec], converted_standin.download_dir, tmp_path / "empty")
     assert not report.passed and "no converted artifacts" in report.error
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 import zipfile
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_params
 
 ms = pytest.importorskip("mindspore")
 ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
@@ -28,16 +28,6 @@ from facezoo.errors import CheckpointError  # noqa: E402
 from facezoo.networks import build_network, parameter_table  # noqa: E402
 from facezoo.networks.iresnet import iresnet_tiny  # noqa: E402
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mindspore"
-
-
-def reference_params(filename: str) -> list[tuple[str, tuple[int, ...]]]:
-    path = REFERENCE / filename
-    if not path.is_file():
-        pytest.skip(f"reference table {path} is not available")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return [(r["name"], tuple(int(d) for d in r["shape"].split("x"))) for r in rows]
 
 
 def arrays_for(net, seed: int = 0) -> dict[str, np.ndarray]:

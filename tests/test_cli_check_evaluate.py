@@ -6,7 +6,6 @@ import json
 import os
 import pickle
 import shutil
-from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -21,13 +20,6 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def standin(converted_mobilefacenet):
-    """The session's stand-in MobileFaceNet (conftest), converted to every format and precision."""
-    zoo, download_dir, converted_dir, _ = converted_mobilefacenet
-    return SimpleNamespace(zoo_path=zoo.path, download_dir=download_dir, converted_dir=converted_dir)
-
-
-@pytest.fixture(scope="module")
 def datasets(tmp_path_factory):
     root = tmp_path_factory.mktemp("verification-sets")
     return {
@@ -36,17 +28,17 @@ def datasets(tmp_path_factory):
     }
 
 
-def _common(standin):
-    return ["--zoo", str(standin.zoo_path)]
+def _common(converted_standin):
+    return ["--zoo", str(converted_standin.zoo_path)]
 
 
 # ----------------------------------------------------------------------------- check
 
 
-def test_check_passes_and_writes_a_json_report(standin, tmp_path):
+def test_check_passes_and_writes_a_json_report(converted_standin, tmp_path):
     report = tmp_path / "out" / "agreement.json"
     result = runner.invoke(app, [
-        "check", NAME, *_common(standin), "-d", str(standin.download_dir), "-c", str(standin.converted_dir),
+        "check", NAME, *_common(converted_standin), "-d", str(converted_standin.download_dir), "-c", str(converted_standin.converted_dir),
         "--samples", "6", "--json", str(report), "--formats", "onnx", "--precisions", "FP32",
     ])
     assert result.exit_code == 0, result.output
@@ -62,28 +54,28 @@ def test_check_passes_and_writes_a_json_report(standin, tmp_path):
     assert sorted(p.name for p in report.parent.iterdir()) == ["agreement.json"]  # no temporary left
 
 
-def test_check_without_converted_artifacts_exits_1(standin, tmp_path):
+def test_check_without_converted_artifacts_exits_1(converted_standin, tmp_path):
     result = runner.invoke(app, [
-        "check", NAME, *_common(standin), "-d", str(standin.download_dir), "-c", str(tmp_path / "nothing"),
+        "check", NAME, *_common(converted_standin), "-d", str(converted_standin.download_dir), "-c", str(tmp_path / "nothing"),
     ])
     assert result.exit_code == 1
     assert "no converted artifacts of mindface-arcface-mobilefacenet" in result.output
     assert "facezoo convert" in result.output
     # only FP16 asked for: an FP32 artifact does not count
     only_fp32 = tmp_path / "only-fp32"
-    shutil.copytree(standin.converted_dir / NAME / "FP32", only_fp32 / NAME / "FP32")
+    shutil.copytree(converted_standin.converted_dir / NAME / "FP32", only_fp32 / NAME / "FP32")
     result = runner.invoke(app, [
-        "check", NAME, *_common(standin), "-d", str(standin.download_dir), "-c", str(only_fp32),
+        "check", NAME, *_common(converted_standin), "-d", str(converted_standin.download_dir), "-c", str(only_fp32),
         "--precisions", "FP16", "--formats", "onnx,openvino",
     ])
     assert result.exit_code == 1 and "<FP16>" in result.output
-    result = runner.invoke(app, ["check", NAME, *_common(standin), "--formats", "tflite"])
+    result = runner.invoke(app, ["check", NAME, *_common(converted_standin), "--formats", "tflite"])
     assert result.exit_code == 1 and "--formats: unknown value tflite" in result.output
 
 
-def test_check_without_the_original_exits_1(standin, tmp_path):
+def test_check_without_the_original_exits_1(converted_standin, tmp_path):
     result = runner.invoke(app, [
-        "check", NAME, *_common(standin), "-d", str(tmp_path / "no-downloads"), "-c", str(standin.converted_dir),
+        "check", NAME, *_common(converted_standin), "-d", str(tmp_path / "no-downloads"), "-c", str(converted_standin.converted_dir),
     ])
     assert result.exit_code == 1
     assert "does not exist" in result.output and "facezoo download" in result.output
@@ -92,10 +84,10 @@ def test_check_without_the_original_exits_1(standin, tmp_path):
 # ----------------------------------------------------------------------------- evaluate
 
 
-def test_evaluate_bin_with_flip_json_and_plot(standin, datasets, tmp_path):
+def test_evaluate_bin_with_flip_json_and_plot(converted_standin, datasets, tmp_path):
     out, plot = tmp_path / "eval.json", tmp_path / "roc.png"
     result = runner.invoke(app, [
-        "evaluate", NAME, "--dataset", str(datasets["bin"]), "-c", str(standin.converted_dir), *_common(standin),
+        "evaluate", NAME, "--dataset", str(datasets["bin"]), "-c", str(converted_standin.converted_dir), *_common(converted_standin),
         "--flip", "--json", str(out), "--plot", str(plot), "--batch-size", "16",
     ])
     assert result.exit_code == 0, result.output
@@ -121,12 +113,12 @@ def test_evaluate_bin_with_flip_json_and_plot(standin, datasets, tmp_path):
     assert document["plot"] == str(plot)
 
 
-def test_evaluate_lfw_folder_by_path_with_another_backend(standin, datasets, tmp_path):
-    onnx_path = standin.converted_dir / NAME / "FP32" / f"{NAME}.onnx"
+def test_evaluate_lfw_folder_by_path_with_another_backend(converted_standin, datasets, tmp_path):
+    onnx_path = converted_standin.converted_dir / NAME / "FP32" / f"{NAME}.onnx"
     out = tmp_path / "eval.json"
     result = runner.invoke(app, [
         "evaluate", str(onnx_path), "--dataset", str(datasets["lfw"]), "--protocol", "lfw-cosine",
-        "--backend", "openvino", "--json", str(out), *_common(standin),
+        "--backend", "openvino", "--json", str(out), *_common(converted_standin),
     ])
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
@@ -137,8 +129,8 @@ def test_evaluate_lfw_folder_by_path_with_another_backend(standin, datasets, tmp
     assert roc["positives"] == 30 and roc["negatives"] == 30
 
 
-def test_evaluate_roc_protocol_and_errors(standin, datasets, tmp_path):
-    common = ["-c", str(standin.converted_dir), *_common(standin)]
+def test_evaluate_roc_protocol_and_errors(converted_standin, datasets, tmp_path):
+    common = ["-c", str(converted_standin.converted_dir), *_common(converted_standin)]
     result = runner.invoke(app, ["evaluate", NAME, "--dataset", str(datasets["bin"]), "--protocol", "roc", *common])
     assert result.exit_code == 0, result.output
     assert "Accuracy (" not in result.output and "1 − EER" in result.output

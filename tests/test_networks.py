@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import reference_params
 
 ms = pytest.importorskip("mindspore")
 ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
@@ -21,8 +20,6 @@ from facezoo.networks import (  # noqa: E402
 )
 from facezoo.networks.iresnet import iresnet_tiny  # noqa: E402
 from facezoo.registry import load_zoo  # noqa: E402
-
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mindspore"
 
 TSV = {
     "iresnet100": "arcface_iresnet100_ms1mv2.params.tsv",
@@ -40,15 +37,6 @@ INPUTS = {
     "mobilefacenet": (1, 3, 112, 112),
 }
 
-
-def reference_params(filename: str) -> list[tuple[str, tuple[int, ...]]]:
-    """(name, shape) rows of a reference parameter table, in order."""
-    path = REFERENCE / filename
-    if not path.is_file():
-        pytest.skip(f"reference table {path} is not available")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return [(row["name"], tuple(int(d) for d in row["shape"].split("x"))) for row in rows]
 
 
 @pytest.mark.parametrize("architecture", sorted(TSV))

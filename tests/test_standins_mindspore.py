@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import reference_params
 
 from facezoo import faces
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mindspore"
-
-
-def reference_params(filename: str) -> list[tuple[str, tuple[int, ...]]]:
-    path = REFERENCE / filename
-    if not path.is_file():
-        pytest.skip(f"reference table {path} is not available")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return [(r["name"], tuple(int(d) for d in r["shape"].split("x"))) for r in rows]
 
 
 # ---------------------------------------------------------------------------------------------
