@@ -11,6 +11,7 @@ import numpy as np
 from mindspore import nn, ops
 
 from facezoo.converters import onnx_graph
+from facezoo.converters.normalization import normalization_constants
 from facezoo.errors import ConversionError
 from facezoo.registry import ModelSpec
 
@@ -18,16 +19,6 @@ from facezoo.registry import ModelSpec
 def _use_graph_mode() -> None:
     # GRAPH mode: the exporters need it, and it is the mode that works with any numpy.
     ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
-
-
-def normalization_constants(spec: ModelSpec, channel_order: str) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and 1/std as (1,C,1,1), in the channel order of the tensor they apply to."""
-    channels = spec.input.channels
-    mean = np.broadcast_to(np.asarray(spec.input.mean, np.float32), (channels,)).copy()
-    std = np.broadcast_to(np.asarray(spec.input.std, np.float32), (channels,)).copy()
-    if channel_order != spec.input.channel_order and channels == 3:
-        mean, std = mean[::-1].copy(), std[::-1].copy()
-    return mean.reshape(1, channels, 1, 1), (1.0 / std).reshape(1, channels, 1, 1).astype(np.float32)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facezoo.converters.normalization import normalization_constants
 from facezoo.errors import ConversionError, FacezooError
 from facezoo.registry import ModelSpec
 
@@ -55,7 +56,7 @@ class MXNetSource:
 
         batch = to_model_input(images_bgr, self.spec.input.channel_order)
         if self.spec.input.normalization == "outside":
-            mean, inv_std = _normalization(self.spec, self.spec.input.channel_order)
+            mean, inv_std = normalization_constants(self.spec, self.spec.input.channel_order)
             batch = (batch - mean) * inv_std
         return np.ascontiguousarray(batch, np.float32)
 
@@ -130,23 +131,13 @@ class MXNetSource:
         return model
 
 
-def _normalization(spec: ModelSpec, channel_order: str) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and 1/std as (1,C,1,1) float32, in the channel order of the tensor they apply to."""
-    channels = spec.input.channels
-    mean = np.broadcast_to(np.asarray(spec.input.mean, np.float32), (channels,)).copy()
-    std = np.broadcast_to(np.asarray(spec.input.std, np.float32), (channels,)).copy()
-    if channel_order != spec.input.channel_order and channels == 3:
-        mean, std = mean[::-1].copy(), std[::-1].copy()
-    return mean.reshape(1, channels, 1, 1), (1.0 / std).reshape(1, channels, 1, 1).astype(np.float32)
-
-
 def _prepend_normalization(model, spec: ModelSpec) -> None:
     """(x - mean) * (1/std) in front of the graph, in the converted channel order."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
     name = spec.converted.input_name
-    mean, inv_std = _normalization(spec, spec.converted.channel_order)
+    mean, inv_std = normalization_constants(spec, spec.converted.channel_order)
     centred, scaled = f"{name}__centred", f"{name}__normalized"
     for node in graph.node:
         node.input[:] = [scaled if i == name else i for i in node.input]
