@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from facezoo.errors import RegistryError
+from facezoo.errors import FacezooError, RegistryError
 
 PACKAGED_ZOO = Path(__file__).with_name("model_zoo.yml")
 ZOO_ENV = "FACEZOO_ZOO"
@@ -276,6 +276,19 @@ def load_zoo(path: str | os.PathLike | None = None) -> Zoo:
     except yaml.YAMLError as exc:
         raise RegistryError(f"{zoo_path}: not valid YAML: {exc}") from None
     return parse_zoo(document, zoo_path)
+
+
+def published_hashes(spec: ModelSpec) -> dict[str, str | None]:
+    """sha256 of each of the model's files as the packaged registry publishes them.
+
+    A registry copy (stand-ins, a mirror) may pin other hashes; a model the packaged registry
+    does not know keeps its own.
+    """
+    try:
+        published = load_zoo(PACKAGED_ZOO).get(spec.name)
+    except FacezooError:
+        published = spec
+    return {f.name: f.sha256 for f in published.files}
 
 
 def parse_zoo(document: Any, zoo_path: Path) -> Zoo:

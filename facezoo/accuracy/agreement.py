@@ -204,16 +204,12 @@ def original_embeddings(spec: ModelSpec, download_dir: Path, images: np.ndarray)
 def weights_status(spec: ModelSpec, download_dir: Path) -> str:
     """Whether the downloaded files are the published ones, by the packaged registry's sha256."""
     from facezoo.downloader.verify import sha256_file
-    from facezoo.registry import PACKAGED_ZOO, load_zoo
+    from facezoo.registry import published_hashes
 
     folder = Path(download_dir) / spec.name
     if (folder / ".standin.json").is_file():
         return "stand-in"
-    try:
-        published = load_zoo(PACKAGED_ZOO).get(spec.name)
-    except FacezooError:
-        published = spec
-    expected = {f.name: f.sha256 for f in published.files}
+    expected = published_hashes(spec)
     if any(sha is None for sha in expected.values()):
         return "unverified"
     for name, sha in expected.items():

@@ -62,7 +62,7 @@ def _is_standin_registry(zoo: Zoo) -> bool:
 
 def weights_status(artifact, spec: ModelSpec | None, zoo: Zoo) -> str:
     """published / stand-in / not-published / unverified, from the model card's source checksums."""
-    from facezoo.registry import PACKAGED_ZOO, load_zoo
+    from facezoo.registry import published_hashes
 
     card = artifact.card or {}
     recorded = ((card.get("source") or {}).get("files")) or {}
@@ -72,11 +72,7 @@ def weights_status(artifact, spec: ModelSpec | None, zoo: Zoo) -> str:
         standin = {f.name: f.sha256 for f in spec.files}
         if any(standin.get(name) == sha for name, sha in recorded.items()):
             return "stand-in"
-    try:
-        published = load_zoo(PACKAGED_ZOO).get(spec.name)
-    except FacezooError:
-        published = spec
-    expected = {f.name: f.sha256 for f in published.files}
+    expected = published_hashes(spec)
     comparable = {name: sha for name, sha in recorded.items() if expected.get(name)}
     if not comparable:
         return "unverified"
