@@ -1,9 +1,7 @@
 """Deterministic synthetic face crops: probes, stand-in calibration, LFW-style test sets.
 
 Every image is a 5-point aligned crop drawn with OpenCV: the eyes, nose tip and mouth corners sit
-at the standard alignment template (112x112: (38.2946, 51.6963), (73.5318, 51.5014),
-(56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041); a 112x96 crop is the same with 8
-subtracted from x). ``identity`` fixes face shape, proportions and colours; ``variation`` adds a
+at the alignment template of :mod:`facezoo.preprocessing` (``template``/``template_frame``). ``identity`` fixes face shape, proportions and colours; ``variation`` adds a
 small pose change, lighting, expression and sensor noise. Same arguments, same pixels.
 """
 
@@ -14,26 +12,10 @@ import zlib
 import cv2
 import numpy as np
 
-TEMPLATE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float64,
-)
+from facezoo.preprocessing import TEMPLATE_112, template, template_frame, to_model_input
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _ONE = 1 << _SHIFT
-
-
-def template(size: tuple[int, int] = (112, 112)) -> np.ndarray:
-    """The 5 alignment points (x, y) for a crop of ``size`` = (H, W)."""
-    scale, dx = _frame(size)
-    return TEMPLATE_112 * scale + np.array([dx, 0.0])
-
-
-def _frame(size: tuple[int, int]) -> tuple[float, float]:
-    """Scale and x offset that map 112x112 template coordinates into a crop of (H, W)."""
-    height, width = size
-    scale = height / 112.0
-    return scale, (width - 112.0 * scale) / 2.0  # 112x96 -> -8, as the template rule says
 
 
 def _rng(*keys: int) -> np.random.Generator:
@@ -96,7 +78,7 @@ def synthetic_face(identity: int, variation: int = 0, size: tuple[int, int] = (1
     t = _traits(identity)
     v = _rng(identity, variation, 1)
     height, width = size
-    scale, dx = _frame(size)
+    scale, dx = template_frame(size)
     # Draw in template space at 2x resolution and resample once (with the pose change) at the end.
     s = 2.0
     canvas_h, canvas_w = int(round(112 * s)), int(round(112 * s))
@@ -205,30 +187,6 @@ def probe_images(count: int = 4, size: tuple[int, int] = (112, 112)) -> np.ndarr
     images = [synthetic_face(1000 + i, i, size) for i in range(count)]
     images[min(1, count - 1)] = colour_asymmetric_face(size)
     return np.stack(images)
-
-
-def to_model_input(images_bgr_uint8: np.ndarray, channel_order: str) -> np.ndarray:
-    """BGR uint8 images (H x W x 3 or N x H x W x 3) -> float32 NCHW in ``channel_order``, values 0..255.
-
-    GRAY is OpenCV's BGR -> gray conversion (what cv2.imread(..., IMREAD_GRAYSCALE) gives for a
-    losslessly stored image), one channel.
-    """
-    images = np.asarray(images_bgr_uint8)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"expected H x W x 3 or N x H x W x 3 BGR images, got shape {images.shape}")
-    order = channel_order.upper()
-    if order == "BGR":
-        out = images
-    elif order == "RGB":
-        out = images[..., ::-1]
-    elif order == "GRAY":
-        out = np.stack([cv2.cvtColor(np.ascontiguousarray(im, dtype=np.uint8), cv2.COLOR_BGR2GRAY)
-                        for im in images])[..., None]
-    else:
-        raise ValueError(f"unknown channel order {channel_order!r}; expected BGR, RGB or GRAY")
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 __all__ = [

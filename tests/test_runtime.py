@@ -15,7 +15,7 @@ import pytest
 from facezoo.converters.mindspore_source import MindSporeSource
 from facezoo.faces import probe_images, synthetic_face, to_model_input
 from facezoo.runtime import BackendError, Embedder, InputError, align_face, available_devices, load
-from facezoo.runtime.embedder import fit_crop, template
+from facezoo.preprocessing import ImageError, fit_crop, template
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "mindface-arcface-mobilefacenet"
@@ -152,7 +152,7 @@ def test_embedder_aligns_with_landmarks_and_fits_crops(converted_mobilefacenet):
     matrix = cv2.getRotationMatrix2D((56, 56), angle, scale)
     matrix[:, 2] += shift
     photo = cv2.warpAffine(face, matrix, (260, 240))
-    landmarks = cv2.transform(template(112, 112)[None], matrix)[0]
+    landmarks = cv2.transform(template((112, 112))[None], matrix)[0]
     realigned = align_face(photo, landmarks, (112, 112))
     assert np.abs(realigned[20:100, 20:90].astype(int) - face[20:100, 20:90]).mean() < 6
     embedder = Embedder(_path(out, "FP32", "xml"))
@@ -172,7 +172,20 @@ def test_embedder_is_a_ray_style_callable_and_resolves_zoo_names(converted_mobil
     assert result["embedding"].shape == (3, 512) and list(result["id"]) == [0, 1, 2]
     face = synthetic_face(1, 0, (112, 112))
     np.testing.assert_array_equal(fit_crop(face, (112, 96)), face[:, 8:104])
-    assert fit_crop(face, (128, 128)).shape == (128, 128, 3)
+    assert fit_crop(face, (128, 128), resize=True).shape == (128, 128, 3)
+    with pytest.raises(ImageError, match="not an aligned face crop"):
+        fit_crop(face, (128, 128))
+
+
+def test_embedder_refuses_raw_photos_unless_asked_to_resize(converted_mobilefacenet):
+    _, _, out, _ = converted_mobilefacenet
+    photo = cv2.resize(synthetic_face(5, 0, (112, 112)), (1000, 750))
+    embedder = Embedder(_path(out, "FP32", "onnx"))
+    with pytest.raises(ImageError, match=r"image 1: 750×1000 is not an aligned face crop.*landmarks"):
+        embedder.embed([synthetic_face(5, 0, (112, 112)), photo])
+    resized = Embedder(embedder.model, resize=True).embed([photo])
+    assert resized.shape == (1, 512)
+    embedder.close()
 
 
 def _cli(*args):
@@ -205,6 +218,17 @@ def test_cli_embed_compare_and_infer(converted_mobilefacenet, tmp_path):
     landmarks.write_text(json.dumps({paths[0].name: [[1, 2]] * 4}))
     wrong = _cli("embed", NAME, paths[0], "-c", out, "--landmarks", landmarks)
     assert wrong.returncode == 1 and "expected landmarks of shape (1, 5, 2)" in wrong.stderr
+    photos = []
+    for index, path in enumerate(paths[:2]):  # two "raw photos": whole images, no alignment
+        photos.append(tmp_path / f"photo-{index}.jpg")
+        cv2.imwrite(str(photos[-1]), cv2.resize(cv2.imread(str(path)), (1000, 800)))
+    raw = _cli("compare", NAME, *photos, "-c", out)
+    assert raw.returncode == 1 and "Traceback" not in raw.stderr
+    assert "800×1000 is not an aligned face crop" in raw.stderr and "--landmarks" in raw.stderr
+    assert "cosine" not in raw.stdout
+    forced = _cli("compare", NAME, *photos, "-c", out, "--resize")
+    assert forced.returncode == 0, forced.stderr
+    assert "cosine similarity" in forced.stdout
 
 
 def test_openvino_survives_sync_and_async_calls_on_freed_batches(converted_mobilefacenet):

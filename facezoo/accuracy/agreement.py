@@ -134,7 +134,7 @@ def sample_faces(size: tuple[int, int], images_dir: Path | None = None, samples:
     identities 3000, 3001, ... so that same-identity pairs exist. Real images take their identity
     from their sub-folder, or from the file name without a trailing number (LFW: Name_0001.jpg).
     """
-    from facezoo.runtime.embedder import fit_crop
+    from facezoo.preprocessing import fit_crop
 
     if samples < 2:
         raise AgreementError("--samples must be at least 2 (the check compares pairs of faces)")
@@ -144,7 +144,7 @@ def sample_faces(size: tuple[int, int], images_dir: Path | None = None, samples:
         if not files:
             raise AgreementError(f"{images_dir}: no .jpg/.jpeg/.png/.bmp images found")
         for path in files[: samples - 1]:
-            images.append(fit_crop(read_image_file(path), size))
+            images.append(fit_crop(read_image_file(path), size, resize=True))  # any real pixels serve here
             identities.append(f"real:{identity_of(path, Path(images_dir))}")
             sources.append(str(path))
     real = len(images)

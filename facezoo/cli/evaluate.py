@@ -145,6 +145,7 @@ def run_evaluation(
     backend: str | None = None,
     batch_size: int = 32,
     pairs_file: Path | None = None,
+    resize: bool = False,
     step: Callable[[int, int], None] = lambda done, total: None,
 ) -> EvaluationRun:
     from facezoo.accuracy.datasets import load_dataset
@@ -159,7 +160,7 @@ def run_evaluation(
     if dataset.same_pairs == 0 or dataset.different_pairs == 0:
         raise EvaluationError(f"{dataset_path}: needs both same-person and different-people pairs")
     embedder = Embedder(model, converted_dir=converted_dir, format=fmt, precision=precision, device=device,
-                        backend=backend, batch_size=batch_size)
+                        backend=backend, batch_size=batch_size, resize=resize)
     try:
         artifact = embedder.artifact
         try:
@@ -289,6 +290,9 @@ def evaluate(
     pairs: Annotated[
         Optional[Path], typer.Option("--pairs", help="pairs.txt when it is not inside the LFW folder.")
     ] = None,
+    resize: Annotated[
+        bool, typer.Option("--resize", help="Resize images that are not aligned crops of the model's size (not advised).")
+    ] = False,
     zoo: ZooOption = None,
 ) -> None:
     """Measure verification accuracy on a face-verification set, beside the published numbers."""
@@ -302,7 +306,7 @@ def evaluate(
         task = progress.add_task("embedding", total=None)
         run = run_evaluation(
             model, dataset, zoo=registry, protocol=protocol, flip=flip, converted_dir=converted_dir, fmt=fmt,
-            precision=precision, device=device, backend=backend, batch_size=batch_size, pairs_file=pairs,
+            precision=precision, device=device, backend=backend, batch_size=batch_size, pairs_file=pairs, resize=resize,
             step=lambda done, total: progress.update(task, completed=done, total=total),
         )
     document = run.document

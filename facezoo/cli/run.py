@@ -23,6 +23,14 @@ FormatOption = Annotated[Optional[str], typer.Option("--format", help="openvino,
 PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help="FP32 or FP16 (for zoo names).")]
 DeviceOption = Annotated[str, typer.Option("--device", help="CPU, GPU, Ascend or AUTO.")]
 BackendOption = Annotated[Optional[str], typer.Option("--backend", help="openvino, onnxruntime or mindspore.")]
+ResizeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resize",
+        help="Resize whole images to the model's input instead of refusing images that are not aligned crops "
+        "(meaningless for raw photos: give --landmarks instead).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -31,8 +39,9 @@ def register(app: typer.Typer) -> None:
     app.command("infer")(infer)
 
 
-def _embedder(model, converted_dir, fmt, precision, device, backend) -> Embedder:
-    return Embedder(model, converted_dir=converted_dir, format=fmt, precision=precision, device=device, backend=backend)
+def _embedder(model, converted_dir, fmt, precision, device, backend, resize) -> Embedder:
+    return Embedder(model, converted_dir=converted_dir, format=fmt, precision=precision, device=device, backend=backend,
+                    resize=resize)
 
 
 def _landmarks(path: Path | None, images: list[Path]) -> np.ndarray | None:
@@ -66,9 +75,13 @@ def embed(
     precision: PrecisionOption = None,
     device: DeviceOption = "CPU",
     backend: BackendOption = None,
+    resize: ResizeOption = False,
 ) -> None:
-    """Embed face images (L2-normalized) into a .npy file."""
-    embedder = _embedder(model, converted_dir, fmt, precision, device, backend)
+    """Embed face images (L2-normalized) into a .npy file.
+
+    Images must be 5-point aligned crops of the model's input size, or come with --landmarks.
+    """
+    embedder = _embedder(model, converted_dir, fmt, precision, device, backend, resize)
     embeddings = embedder.embed([read_image(p) for p in images], _landmarks(landmarks, images))
     _save_npy(output, embeddings)
     console.print(
@@ -92,9 +105,13 @@ def compare(
     precision: PrecisionOption = None,
     device: DeviceOption = "CPU",
     backend: BackendOption = None,
+    resize: ResizeOption = False,
 ) -> None:
-    """Cosine similarity of two faces, and a same/different verdict with --threshold."""
-    embedder = _embedder(model, converted_dir, fmt, precision, device, backend)
+    """Cosine similarity of two faces, and a same/different verdict with --threshold.
+
+    Images must be 5-point aligned crops of the model's input size, or come with --landmarks.
+    """
+    embedder = _embedder(model, converted_dir, fmt, precision, device, backend, resize)
     pair = [image1, image2]
     first, second = embedder.embed([read_image(p) for p in pair], _landmarks(landmarks, pair))
     score = cosine_similarity(first, second)

@@ -8,26 +8,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from facezoo.errors import FacezooError
+from facezoo.preprocessing import ImageError, align_face, fit_crop
 from facezoo.runtime.model import FaceModel, load
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR, resolve_artifact
-
-# The standard 5-point template for 112×112 crops (x, y): eyes, nose tip, mouth corners.
-TEMPLATE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float32,
-)
-
-
-class ImageError(FacezooError):
-    """An image cannot be read or its landmarks do not fit it."""
-
-
-def template(height: int, width: int) -> np.ndarray:
-    """The template for a crop size: 112×96 shifts x by −8; other sizes scale the 112 one."""
-    if (height, width) == (112, 96):
-        return TEMPLATE_112 - np.array([8.0, 0.0], np.float32)
-    return TEMPLATE_112 * np.array([width / 112.0, height / 112.0], np.float32)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -35,27 +18,6 @@ def read_image(path: str | Path) -> np.ndarray:
     if image is None:
         raise ImageError(f"{path}: cannot read image (missing, or not a format OpenCV decodes)")
     return image
-
-
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Warp `image` so its 5 landmarks land on the template of `size` (H, W)."""
-    points = np.asarray(landmarks, np.float32).reshape(-1, 2)
-    if points.shape != (5, 2):
-        raise ImageError(f"expected 5 (x, y) landmarks, got shape {np.asarray(landmarks).shape}")
-    matrix, _ = cv2.estimateAffinePartial2D(points, template(*size), method=cv2.LMEDS)
-    if matrix is None:
-        raise ImageError("landmarks are degenerate: no similarity transform maps them onto the template")
-    return cv2.warpAffine(image, matrix, (size[1], size[0]), borderValue=0.0)
-
-
-def fit_crop(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """An aligned crop brought to the model's size: 112×112 → 112×96 crops the sides, else resize."""
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    if image.shape[:2] == (112, 112) and (height, width) == (112, 96):
-        return image[:, 8:104]
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def l2_normalize(embeddings: np.ndarray) -> np.ndarray:
@@ -70,6 +32,10 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 class Embedder:
     """Images in, L2-normalized embeddings out. Build once, call per batch.
+
+    Without landmarks, only aligned crops of the model's input size are accepted (112x112 also
+    for a 112x96 model): anything else raises ImageError, unless ``resize=True`` asks for a
+    plain resize on purpose. With landmarks (N x 5 x 2), each face is aligned first.
 
     Works as a Ray Data callable class: `ds.map_batches(Embedder, fn_constructor_kwargs=
     {"model": "converted/arcface/FP32/arcface.xml"}, batch_format="numpy")` adds an
@@ -86,6 +52,7 @@ class Embedder:
         device: str = "CPU",
         backend: str | None = None,
         batch_size: int = 32,
+        resize: bool = False,
     ):
         if isinstance(model, FaceModel):
             self.model = model
@@ -93,6 +60,7 @@ class Embedder:
             artifact = resolve_artifact(str(model), converted_dir, format, precision)
             self.model = load(artifact.path, device=device, backend=backend)
         self.batch_size = batch_size
+        self.resize = resize
         _, channels, height, width = self.model.input_spec.shape
         self.size = (height, width)
         self.gray = channels == 1
@@ -103,6 +71,8 @@ class Embedder:
 
     def prepare(self, images: Sequence[np.ndarray] | np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """BGR uint8 images (any size) → N×H×W×C uint8 in the model's size and channels."""
+        if landmarks is not None and len(landmarks) != len(images):
+            raise ImageError(f"{len(images)} images but landmarks for {len(landmarks)}")
         crops = []
         for index, image in enumerate(images):
             image = np.asarray(image)
@@ -110,7 +80,10 @@ class Embedder:
                 image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ImageError(f"image {index}: expected H×W×3 uint8 BGR, got {image.dtype} {image.shape}")
-            crop = align_face(image, landmarks[index], self.size) if landmarks is not None else fit_crop(image, self.size)
+            if landmarks is not None:
+                crop = align_face(image, landmarks[index], self.size)
+            else:
+                crop = fit_crop(image, self.size, resize=self.resize, label=f"image {index}")
             if self.gray:
                 crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)[..., None]
             crops.append(crop)
