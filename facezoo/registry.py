@@ -19,12 +19,14 @@ from typing import Any
 import yaml
 
 from facezoo.errors import FacezooError, RegistryError
+from facezoo.gates import GATES, default_cosine_thresholds
 
 PACKAGED_ZOO = Path(__file__).with_name("model_zoo.yml")
 ZOO_ENV = "FACEZOO_ZOO"
 
 FRAMEWORKS = ("mindspore", "mxnet", "onnx")
 CHANNEL_ORDERS = ("RGB", "BGR", "GRAY")
+LAYOUTS = ("NCHW", "NHWC")
 FORMATS = ("mindir", "onnx", "openvino")
 PRECISIONS = ("FP32", "FP16")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -60,23 +62,31 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class InputContract:
-    """What the ORIGINAL network expects: the upstream preprocessing, spelled out."""
+    """What the ORIGINAL network expects: the upstream preprocessing, spelled out.
+
+    ``shape`` is in the order of ``layout`` (NHWC: N, H, W, C), as the original file declares it.
+    ``normalization: inside`` means the original graph normalizes raw pixels itself (mean and
+    std then only document it; they may be omitted).
+    """
 
     shape: list[int]
     channel_order: str
-    mean: list[float]
-    std: list[float]
+    mean: list[float] = field(default_factory=lambda: [0.0])
+    std: list[float] = field(default_factory=lambda: [1.0])
     layout: str = "NCHW"
     name: str = "data"
     normalization: str = "outside"  # "outside": the caller normalizes; "inside": the graph does
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []
+        if self.layout not in LAYOUTS:
+            problems.append(("layout", f"expected one of {', '.join(LAYOUTS)}"))
+        order = "N,H,W,C" if self.layout == "NHWC" else "N,C,H,W"
         if len(self.shape) != 4 or any(d <= 0 for d in self.shape):
-            problems.append(("shape", "expected 4 positive dimensions N,C,H,W"))
+            problems.append(("shape", f"expected 4 positive dimensions {order}"))
         if self.channel_order not in CHANNEL_ORDERS:
             problems.append(("channel_order", f"expected one of {', '.join(CHANNEL_ORDERS)}"))
-        channels = self.shape[1] if len(self.shape) == 4 else 0
+        channels = self.channels if len(self.shape) == 4 else 0
         if self.channel_order == "GRAY" and channels != 1:
             problems.append(("shape", "GRAY input must have 1 channel"))
         if self.channel_order in ("RGB", "BGR") and channels != 3:
@@ -87,23 +97,26 @@ class InputContract:
                 problems.append((key, f"expected 1 or {channels} values"))
         if any(s == 0 for s in self.std):
             problems.append(("std", "must not contain 0"))
-        if self.layout != "NCHW":
-            problems.append(("layout", "only NCHW is supported"))
         if self.normalization not in ("outside", "inside"):
             problems.append(("normalization", "expected 'outside' or 'inside'"))
         return problems
 
     @property
     def height(self) -> int:
-        return self.shape[2]
+        return self.shape[1] if self.layout == "NHWC" else self.shape[2]
 
     @property
     def width(self) -> int:
-        return self.shape[3]
+        return self.shape[2] if self.layout == "NHWC" else self.shape[3]
 
     @property
     def channels(self) -> int:
-        return self.shape[1]
+        return self.shape[3] if self.layout == "NHWC" else self.shape[1]
+
+    @property
+    def batch(self) -> int:
+        """The batch the registry entry declares (1 for most; a fixed-batch export may say 2)."""
+        return self.shape[0]
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,9 @@ class Conversion:
     symbol: str | None = None  # MXNet: path of the symbol json inside the model folder
     params: str | None = None  # MXNet: path of the .params file inside the model folder
     output_node: str | None = None  # MXNet: graph node whose output is the embedding
+    model: str | None = None  # ONNX: path of the .onnx file inside the model folder
+    input: str | None = None  # ONNX: the graph input to feed, when the graph has several
+    output: str | None = None  # ONNX: the graph output that is the embedding, when it has several
     formats: list[str] = field(default_factory=lambda: list(FORMATS))
     precisions: list[str] = field(default_factory=lambda: list(PRECISIONS))
     opset: int = 17
@@ -187,10 +203,13 @@ class ModelSpec:
     gflops: float | None = None
     mparams: float | None = None
     verification_threshold: float | None = None  # cosine threshold for same/different
-    check_thresholds: dict[str, float] = field(
-        default_factory=lambda: {"FP32": 0.99999, "FP16": 0.999, "INT8": 0.99}
-    )
+    # min cosine to the original per precision; a key the entry leaves out takes facezoo.gates' value
+    check_thresholds: dict[str, float] = field(default_factory=default_cosine_thresholds)
     how_to_obtain: str = ""  # for files without a public URL
+
+    def __post_init__(self) -> None:
+        given = dict(self.check_thresholds)
+        object.__setattr__(self, "check_thresholds", {**default_cosine_thresholds(), **given})
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []
@@ -209,6 +228,24 @@ class ModelSpec:
             for key in ("symbol", "params", "output_node"):
                 if not getattr(self.conversion, key):
                     problems.append((f"conversion.{key}", "required for MXNet models"))
+        if self.framework == "onnx":
+            model = self.conversion.model
+            members = [m for f in self.files for m in f.members]
+            if not model:
+                problems.append(("conversion.model", "required for ONNX models: the .onnx file to convert"))
+            elif model not in names and model not in members:
+                problems.append(("conversion.model", "must name one of the model's files or a member of its archive"))
+            elif not model.endswith(".onnx"):
+                problems.append(("conversion.model", "expected a .onnx file"))
+        elif self.input.layout == "NHWC":
+            problems.append(("input.layout", f"only ONNX models may declare {self.input.layout}"))
+        for precision, threshold in self.check_thresholds.items():
+            if precision not in GATES:
+                problems.append((f"check_thresholds.{precision}", f"unknown precision; expected {', '.join(GATES)}"))
+            elif not 0.0 < threshold <= 1.0:
+                problems.append((f"check_thresholds.{precision}", "a cosine threshold must lie in (0, 1]"))
+        if self.verification_threshold is not None and not -1.0 <= self.verification_threshold <= 1.0:
+            problems.append(("verification_threshold", "a cosine threshold must lie in [-1, 1]"))
         if (self.input.channel_order == "GRAY") != (self.converted.channel_order == "GRAY"):
             problems.append(("converted.channel_order", "GRAY models stay GRAY, colour models become BGR"))
         if not all(f.sources for f in self.files) and not self.how_to_obtain:

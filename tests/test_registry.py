@@ -21,7 +21,7 @@ def test_real_registry_loads():
     assert zoo.path == PACKAGED_ZOO
     assert zoo.names() == [
         "arcface", "sphereface", "lightcnn", "mindface-arcface-mobilefacenet", "mindface-arcface-r100",
-        "face-recognition-resnet34-arcface",
+        "face-recognition-resnet34-arcface", "face-recognition-sface",
     ]
     for spec in zoo.models:
         for model_file in spec.files:
@@ -30,6 +30,9 @@ def test_real_registry_loads():
     resnet = zoo.get("face-recognition-resnet34-arcface").files[0]
     assert resnet.unpack == "zip" and resnet.size == 127123169 and len(resnet.members) == 2
     assert zoo.get("LightCNN").name == "lightcnn"  # aliases, case-insensitive
+    sface = zoo.get("sface")
+    assert sface.framework == "onnx" and sface.conversion.model == sface.files[0].name
+    assert sface.files[0].size == 38696353 and sface.verification_threshold == 0.363
 
 
 def test_select_patterns(document):
@@ -67,6 +70,12 @@ def _arcface(data):
         (lambda d: _arcface(d)["input"].update(channel_order="RGBA"), "input.channel_order", "expected one of"),
         (lambda d: _arcface(d)["files"][0].update(unpack="tar"), "files[0].unpack", "only 'zip'"),
         (lambda d: _arcface(d)["conversion"].update(checkpoint="other.ckpt"), "conversion.checkpoint", "must name"),
+        (lambda d: _arcface(d).update(check_thresholds={"FP8": 0.9}), "check_thresholds.FP8", "unknown precision"),
+        (lambda d: _arcface(d).update(check_thresholds={"FP16": 1.5}), "check_thresholds.FP16", "a cosine threshold must lie in (0, 1]"),
+        (lambda d: _arcface(d).update(check_thresholds={"FP16": "high"}), "check_thresholds.FP16", "expected a number"),
+        (lambda d: _arcface(d)["input"].update(layout="NHWC"), "input.layout", "only ONNX models may declare NHWC"),
+        (lambda d: _arcface(d)["input"].update(layout="CHWN"), "input.layout", "expected one of NCHW, NHWC"),
+        (lambda d: _arcface(d).update(verification_threshold=3.0), "verification_threshold", "a cosine threshold must lie in [-1, 1]"),
     ],
 )
 def test_malformed_entry_names_file_model_and_field(tmp_path, document, mutate, field, message):
@@ -88,7 +97,7 @@ def test_alias_clashing_with_a_name(tmp_path, document):
 
 def test_entry_that_is_not_a_mapping(tmp_path, document):
     text, path = _broken(tmp_path, document, lambda d: d["models"].append("just a string"))
-    assert str(path) in text and "models[6]" in text and "expected a mapping" in text
+    assert str(path) in text and f"models[{len(document['models'])}]" in text and "expected a mapping" in text
 
 
 def test_not_yaml_and_missing_file(tmp_path):
@@ -119,3 +128,43 @@ def test_environment_selects_another_registry(tmp_path, document, monkeypatch):
     zoo = load_zoo()
     assert zoo.path == other and zoo.names() == ["lightcnn"]
     assert load_zoo(PACKAGED_ZOO).names()[0] == "arcface"  # an explicit path wins
+
+
+def _sface(data):
+    return next(m for m in data["models"] if m["name"] == "face-recognition-sface")
+
+
+@pytest.mark.parametrize(
+    "mutate, field, message",
+    [
+        (lambda d: _sface(d)["conversion"].pop("model"), "conversion.model", "required for ONNX models"),
+        (lambda d: _sface(d)["conversion"].update(model="other.onnx"), "conversion.model", "must name one of"),
+        (lambda d: _sface(d)["input"].update(shape=[1, 112, 112]), "input.shape", "expected 4 positive dimensions"),
+        (lambda d: _sface(d)["input"].update(layout="NHWC"), "input.shape", "RGB input must have 3 channels"),
+    ],
+)
+def test_malformed_onnx_entry_names_the_field(tmp_path, document, mutate, field, message):
+    text, path = _broken(tmp_path, document, mutate)
+    assert "model 'face-recognition-sface'" in text and f": {field}: {message}" in text
+
+
+def test_check_thresholds_missing_keys_take_the_gates_defaults(tmp_path, document):
+    from facezoo.gates import GATES
+
+    data = copy.deepcopy(document)
+    _arcface(data)["check_thresholds"] = {"FP16": 0.9995}
+    path = tmp_path / "zoo.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    thresholds = load_zoo(path).get("arcface").check_thresholds
+    assert thresholds["FP16"] == 0.9995
+    assert thresholds["FP32"] == GATES["FP32"].min_cosine and thresholds["INT8"] == GATES["INT8"].min_cosine
+
+
+def test_nhwc_onnx_entry_reads_height_width_and_channels_in_its_layout(tmp_path, document):
+    data = copy.deepcopy(document)
+    entry = _sface(data)
+    entry["input"].update(shape=[2, 112, 96, 3], layout="NHWC")
+    path = tmp_path / "zoo.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    contract = load_zoo(path).get("sface").input
+    assert (contract.batch, contract.height, contract.width, contract.channels) == (2, 112, 96, 3)

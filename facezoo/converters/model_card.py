@@ -9,7 +9,7 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-from facezoo.registry import ModelSpec
+from facezoo.registry import ModelSpec, dump_spec
 
 TOOLS = ("facezoo", "mindspore", "onnx", "onnxruntime", "openvino", "numpy")
 CARD_NAME = "model_card.json"
@@ -33,8 +33,22 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-def write_model_card(folder: Path, spec: ModelSpec, precision: str, sources: list[Path], checks: list) -> Path:
-    _, channels, height, width = spec.input.shape
+def write_model_card(folder: Path, spec: ModelSpec, precision: str, sources: list[Path], checks: list,
+                     original: dict | None = None) -> Path:
+    """Write ``folder/model_card.json``.
+
+    ``original`` describes where the original file lives when it is not in a download folder
+    (``convert --onnx FILE``): `facezoo check` finds it there. The registry entry the folder was
+    made from is recorded whole, so a model without a registry entry can still be checked.
+    """
+    channels, height, width = spec.input.channels, spec.input.height, spec.input.width
+    inside = []
+    if spec.input.channels == 3 and spec.input.channel_order != spec.converted.channel_order:
+        inside.append(f"{spec.converted.channel_order} → {spec.input.channel_order} channel swap")
+    if spec.input.normalization == "outside":
+        inside.append(f"normalization (x - {spec.input.mean}) / {spec.input.std}")
+    if spec.input.layout != "NCHW":
+        inside.append(f"NCHW → {spec.input.layout} transpose")
     card = {
         "model": spec.name,
         "architecture": spec.architecture,
@@ -51,8 +65,7 @@ def write_model_card(folder: Path, spec: ModelSpec, precision: str, sources: lis
             "dtype": "float32",
             "channel_order": spec.converted.channel_order,
             "pixel_range": spec.converted.pixel_range,
-            "preprocessing_inside": "channel swap and normalization "
-            f"(x - {spec.input.mean}) / {spec.input.std} are part of the model",
+            "preprocessing_inside": (", ".join(inside) + " inside the model") if inside else "none needed",
         },
         "output": {"name": spec.converted.output_name, "shape": [-1, spec.output.dim], "l2_normalized": spec.output.l2_normalized},
         "source": {
@@ -60,10 +73,14 @@ def write_model_card(folder: Path, spec: ModelSpec, precision: str, sources: lis
             "files": {path.name: file_sha256(path) for path in sources},
             "original_input": {
                 "channel_order": spec.input.channel_order,
+                "layout": spec.input.layout,
+                "normalization": spec.input.normalization,
                 "mean": spec.input.mean,
                 "std": spec.input.std,
             },
+            **({"original": original} if original else {}),
         },
+        "entry": dump_spec(spec),
         "tools": tool_versions(),
         "validation": [check.as_dict() for check in checks],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -919,6 +919,45 @@ def _padded(b: _Builder, x: str, pads, extra, value: str) -> str:
     return f"ops.pad({x}, {_lit(widths)}, mode='constant', value={value})"
 
 
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
+
+
+def _h_pad(b, node):
+    """Pad: attributes up to opset 10, constant inputs (pads, value, axes) from 11."""
+    a = _attrs(node)
+    mode = a.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode not in _PAD_MODES:
+        raise _unsupported(node, f"mode {mode!r}")
+    rank = len(b.shape(node.input[0], node))
+    if b.opset < 11:
+        pads, value = [int(p) for p in a.get("pads", a.get("paddings", []))], float(a.get("value", 0.0))
+        axes = list(range(rank))
+    else:
+        pads = [int(p) for p in b.const(node.input[1], node, "pads").reshape(-1)]
+        fill = b.optional(node, 2)
+        value = 0.0 if fill is None else float(b.const(fill, node, "constant_value").reshape(-1)[0])
+        axes_name = b.optional(node, 3)
+        axes = list(range(rank)) if axes_name is None else [
+            _norm_axis(int(v), rank, node) for v in b.const(axes_name, node, "axes").reshape(-1)]
+    if len(pads) != 2 * len(axes):
+        raise _fail(node, f"pads {pads} do not fit {len(axes)} axes")
+    if any(p < 0 for p in pads):
+        raise _unsupported(node, f"negative pads {pads} (cropping)")
+    begin = dict(zip(axes, pads[: len(axes)]))
+    end = dict(zip(axes, pads[len(axes):]))
+    padded = [d for d in range(rank) if begin.get(d, 0) or end.get(d, 0)]
+    if not padded:
+        b.vars[node.output[0]] = b.expr(node.input[0])
+        return
+    # ops.pad takes (begin, end) pairs from the last dimension backwards
+    widths = []
+    for d in range(rank - 1, min(padded) - 1, -1):
+        widths += [begin.get(d, 0), end.get(d, 0)]
+    fill_value = "None" if mode != "constant" else _lit(np.float32(value))
+    _out(b, node, f"ops.pad({b.expr(node.input[0])}, {_lit(tuple(widths))}, mode={_PAD_MODES[mode]!r}, value={fill_value})")
+
+
 def _h_maxpool(b, node):
     _only_first_output(node, b)
     kernel, strides, pads, size, outs, extra = _pool_geometry(b, node)
@@ -1035,6 +1074,7 @@ _HANDLERS: dict[str, Callable[[_Builder, onnx.NodeProto], None]] = {
     "Conv": _h_conv,
     "BatchNormalization": _h_batchnorm,
     "MaxPool": _h_maxpool,
+    "Pad": _h_pad,
     "AveragePool": _h_avgpool,
     "GlobalAveragePool": _h_global_pool("ops.mean"),
     "GlobalMaxPool": _h_global_pool("ops.amax"),

@@ -1,7 +1,9 @@
 """Convert one registry model into every requested format and precision, validated.
 
-Artifacts are built in a temporary folder beside the output and moved into place only
-when every requested artifact of the model passed validation.
+Artifacts are built in a temporary folder beside the output. Each precision folder is moved
+into place only when every artifact in it passed validation; a precision that fails is reported
+with its numbers and leaves the earlier folder of that precision (if any) untouched, while the
+precisions that passed are published.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from facezoo.registry import FORMATS, PRECISIONS, ModelSpec
 SOURCES = {
     "mindspore": "facezoo.converters.mindspore_source:MindSporeSource",
     "mxnet": "facezoo.converters.mxnet_source:MXNetSource",
+    "onnx": "facezoo.sources.onnx:OnnxSource",
 }
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "mindir": ".mindir"}
 # Which backends must reproduce the original for each format.
@@ -40,16 +43,18 @@ class ConversionRequest:
     output_dir: Path
     formats: list[str]
     precisions: list[str]
-    checkpoint: Path | None = None
+    checkpoint: Path | None = None  # the original file to use instead of the downloaded one
 
 
 @dataclass
 class ConversionResult:
     model: str
-    passed: bool
-    folder: str = ""
+    passed: bool  # every requested precision passed (and was published)
+    folder: str = ""  # where the published precisions are ("" when none was)
     artifacts: list[str] = field(default_factory=list)
     checks: list[ArtifactCheck] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)  # precisions moved into place
+    failed_precisions: list[str] = field(default_factory=list)
     seconds: float = 0.0
     peak_rss_mib: float = 0.0
     error: str = ""
@@ -72,6 +77,8 @@ def source_paths(request: ConversionRequest) -> list[Path]:
     folder = request.download_dir / spec.name
     if spec.framework == "mindspore":
         return [request.checkpoint or folder / spec.conversion.checkpoint]
+    if spec.framework == "onnx":
+        return [request.checkpoint or folder / spec.conversion.model]
     return [folder / spec.conversion.symbol, folder / spec.conversion.params]
 
 
@@ -100,6 +107,7 @@ def convert_model(request: ConversionRequest, step: Callable[[str], None] = lamb
         from facezoo.faces import probe_images, to_model_input
 
         probes = probe_images(PROBE_COUNT, (spec.input.height, spec.input.width))
+        step("running the original model")
         reference = source.reference(probes)
         inputs = np.ascontiguousarray(to_model_input(probes, spec.converted.channel_order), np.float32)
         onnx_fp32 = scratch / "fp32-source.onnx"
@@ -115,42 +123,66 @@ def convert_model(request: ConversionRequest, step: Callable[[str], None] = lamb
             for fmt in request.formats:
                 step(f"{fmt} {precision}")
                 path = folder / (spec.name + SUFFIX[fmt])
-                _export(source, fmt, precision, onnx_fp32, path)
+                try:
+                    _export(source, fmt, precision, onnx_fp32, path)
+                except FacezooError as exc:  # this artifact fails; the other precisions go on
+                    checks.append(failed_check(path, fmt, precision, "-", len(inputs), spec, f"export failed: {exc}"))
+                    continue
                 artifacts.append(str(path.relative_to(scratch)))
                 for backend in VALIDATING_BACKENDS[fmt]:
                     step(f"validating {fmt} {precision} with {backend}")
-                    checks.append(
-                        check_artifact(
-                            path,
-                            fmt=fmt,
-                            precision=precision,
-                            backend_name=backend,
-                            inputs=inputs,
-                            reference=reference,
-                            threshold=spec.check_thresholds[precision],
+                    try:
+                        checks.append(
+                            check_artifact(
+                                path,
+                                fmt=fmt,
+                                precision=precision,
+                                backend_name=backend,
+                                inputs=inputs,
+                                reference=reference,
+                                threshold=spec.check_thresholds[precision],
+                            )
                         )
-                    )
+                    except FacezooError as exc:
+                        checks.append(failed_check(path, fmt, precision, backend, len(inputs), spec, f"cannot run: {exc}"))
             precision_checks = [c for c in checks if c.precision == precision]
-            write_model_card(folder, spec, precision, source.source_files, precision_checks)
+            write_model_card(folder, spec, precision, source.source_files, precision_checks,
+                             original=getattr(source, "card_source", None))
         failed = [c for c in checks if not c.passed]
+        failed_precisions = [p for p in request.precisions if any(c.precision == p for c in failed)]
+        passed_precisions = [p for p in request.precisions if p not in failed_precisions]
         result = ConversionResult(
             model=spec.name,
             passed=not failed,
             artifacts=artifacts,
             checks=checks,
-            seconds=time.perf_counter() - started,
+            failed_precisions=failed_precisions,
             peak_rss_mib=_peak_rss_mib(),
         )
         if failed:
             result.error = "; ".join(f"{c.format} {c.precision} on {c.backend}: {c.reason}" for c in failed)
-            return result
-        step("moving into place")
-        result.folder = str(publish_precisions(scratch, request.output_dir / spec.name, request.precisions))
+            result.error += f" ({', '.join(failed_precisions)} not published)"
+        if passed_precisions:
+            step("moving into place")
+            result.folder = str(publish_precisions(scratch, request.output_dir / spec.name, passed_precisions))
+            result.published = passed_precisions
+        result.seconds = time.perf_counter() - started
         return result
     except FacezooError as exc:
         return ConversionResult(model=spec.name, passed=False, error=str(exc), seconds=time.perf_counter() - started)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def failed_check(path: Path, fmt: str, precision: str, backend: str, samples: int, spec: ModelSpec,
+                 reason: str) -> ArtifactCheck:
+    """The check of an artifact that could not be made or run."""
+    from facezoo.gates import gate_for
+
+    gate = gate_for(precision, spec.check_thresholds.get(precision))
+    nan = float("nan")
+    return ArtifactCheck(fmt, precision, backend, path.name, samples, nan, nan, nan, nan, nan, nan,
+                         gate.min_cosine, gate.max_relative_error, False, reason)
 
 
 def _check_request(request: ConversionRequest) -> None:

@@ -1,4 +1,8 @@
-"""Run each converted artifact on probe faces and compare it with the original model."""
+"""Run each converted artifact on probe faces and judge it against the original model.
+
+The bounds are :mod:`facezoo.gates`'; this module measures and applies them, for the converter
+and for `facezoo check` alike.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
+from facezoo.gates import Gate, gate_for
 from facezoo.runtime.backends import open_backend
 
-# FP32 artifacts must also stay close in absolute terms (relative to the output's scale).
-FP32_MAX_RELATIVE_ERROR = 1e-3
-# Rows of a batch must equal the same images run one at a time (up to kernel rounding).
-BATCH_RELATIVE_TOLERANCE = {"FP32": 1e-4, "FP16": 2e-3}
+
+@dataclass(frozen=True)
+class Closeness:
+    """How close one set of embeddings is to another, row by row."""
+
+    min_cosine: float
+    mean_cosine: float
+    max_abs_error: float
+    max_relative_error: float  # max |a - b| over max |a|
 
 
 @dataclass(frozen=True)
@@ -28,8 +38,10 @@ class ArtifactCheck:
     mean_cosine: float
     max_abs_error: float
     max_relative_error: float
+    batch_min_cosine: float  # a batch's rows against the same images run one at a time
     batch_relative_diff: float
     cosine_threshold: float
+    relative_error_bound: float | None
     passed: bool
     reason: str = ""
 
@@ -44,52 +56,61 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / np.maximum(denominator, 1e-30)
 
 
-def compare(
-    reference: np.ndarray,
-    outputs: np.ndarray,
-    *,
-    threshold: float,
-    precision: str,
-    batch_diff: float,
-) -> tuple[dict, bool, str]:
-    """Metrics of outputs against reference, and whether they pass the precision's bounds."""
+def closeness(reference: np.ndarray, outputs: np.ndarray) -> Closeness:
+    reference = np.asarray(reference, np.float64).reshape(len(reference), -1)
+    outputs = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
     cosines = cosine_rows(reference, outputs)
-    abs_error = float(np.max(np.abs(reference.astype(np.float64) - outputs)))
+    abs_error = float(np.max(np.abs(reference - outputs)))
     scale = float(np.max(np.abs(reference))) or 1.0
-    metrics = {
-        "min_cosine": float(cosines.min()),
-        "mean_cosine": float(cosines.mean()),
-        "max_abs_error": abs_error,
-        "max_relative_error": abs_error / scale,
-        "batch_relative_diff": batch_diff,
-    }
+    return Closeness(float(cosines.min()), float(cosines.mean()), abs_error, abs_error / scale)
+
+
+def gate_reasons(measured: Closeness, gate: Gate, against: str = "") -> list[str]:
+    """Why ``measured`` misses ``gate`` (empty: it meets it)."""
+    suffix = f" {against}" if against else ""
     reasons = []
+    if not measured.min_cosine >= gate.min_cosine:  # also catches NaN
+        reasons.append(f"min cosine {measured.min_cosine:.7f} < {gate.min_cosine}{suffix}")
+    bound = gate.max_relative_error
+    if bound is not None and not measured.max_relative_error <= bound:
+        reasons.append(f"max relative error {measured.max_relative_error:.2e} > {bound:g}{suffix}")
+    return reasons
+
+
+def compare(reference: np.ndarray, outputs: np.ndarray, gate: Gate) -> tuple[Closeness | None, list[str]]:
+    """Closeness of an artifact's outputs to the original's, and why it misses the gate."""
     if outputs.shape != reference.shape:
-        reasons.append(f"output shape {outputs.shape} != reference {reference.shape}")
+        return None, [f"output shape {outputs.shape} != original {reference.shape}"]
     if not np.all(np.isfinite(outputs)):
-        reasons.append("non-finite outputs")
-    if metrics["min_cosine"] < threshold:
-        reasons.append(f"min cosine {metrics['min_cosine']:.6f} < {threshold}")
-    if precision == "FP32" and metrics["max_relative_error"] > FP32_MAX_RELATIVE_ERROR:
-        reasons.append(f"max relative error {metrics['max_relative_error']:.2e} > {FP32_MAX_RELATIVE_ERROR}")
-    tolerance = BATCH_RELATIVE_TOLERANCE.get(precision, 1e-2)
-    if batch_diff > tolerance:
-        reasons.append(f"batch of {len(reference)} differs from single runs by {batch_diff:.2e} > {tolerance}")
-    return metrics, not reasons, "; ".join(reasons)
+        return None, ["non-finite outputs"]
+    measured = closeness(reference, outputs)
+    return measured, gate_reasons(measured, gate)
 
 
-# MindSpore's CPU kernels run convolutions at about 1 GFLOP/s on this class of machine (ONNX
-# Runtime: ~100), so its batch-identity check re-runs only the first rows one at a time.
+# MindSpore's CPU kernels are slow enough that its batch-identity check re-runs only the first
+# rows one at a time.
 SINGLE_RUNS = {"mindspore": 2}
 
 
-def run_batch_and_singles(backend, batch: np.ndarray) -> tuple[np.ndarray, float]:
-    """Outputs for the whole batch, and the largest relative gap to one-at-a-time runs."""
+def run_batch_and_singles(backend, batch: np.ndarray) -> tuple[np.ndarray, Closeness]:
+    """Outputs for the whole batch, and how close its first rows are to one-at-a-time runs."""
     outputs = np.asarray(backend.infer(batch), np.float32)
     rows = min(len(batch), SINGLE_RUNS.get(backend.name, len(batch)))
     singles = np.concatenate([np.asarray(backend.infer(batch[i : i + 1]), np.float32) for i in range(rows)])
-    scale = float(np.max(np.abs(singles))) or 1.0
-    return outputs, float(np.max(np.abs(outputs[:rows] - singles))) / scale
+    if singles.shape[1:] != outputs.shape[1:] or len(outputs) < rows:
+        nan = float("nan")
+        return outputs, Closeness(nan, nan, nan, nan)
+    return outputs, closeness(singles, outputs[:rows])
+
+
+def judge(reference: np.ndarray, outputs: np.ndarray, batch: Closeness, gate: Gate) -> tuple[Closeness | None, list[str]]:
+    """The gate on the outputs against the original, and on the batch against its single runs."""
+    measured, reasons = compare(reference, outputs, gate)
+    batch_reasons = gate_reasons(batch, gate, against="between a batch and its single runs")
+    if batch_reasons:
+        reasons.append(f"batch of {len(outputs)} differs from single runs: " + ", ".join(
+            r.replace(" between a batch and its single runs", "") for r in batch_reasons))
+    return measured, reasons
 
 
 def check_artifact(
@@ -100,24 +121,33 @@ def check_artifact(
     backend_name: str | None,
     inputs: np.ndarray,
     reference: np.ndarray,
-    threshold: float,
+    threshold: float | None = None,
 ) -> ArtifactCheck:
+    """Run one artifact on one backend and judge it with its precision's gate (``threshold``
+    overrides the gate's minimum cosine)."""
+    gate = gate_for(precision, threshold)
     backend = open_backend(path, backend_name)
     try:
-        outputs, batch_diff = run_batch_and_singles(backend, inputs)
+        outputs, batch = run_batch_and_singles(backend, inputs)
     finally:
         backend.close()
-    metrics, passed, reason = compare(
-        reference, outputs, threshold=threshold, precision=precision, batch_diff=batch_diff
-    )
+    outputs = outputs.reshape(len(outputs), -1) if outputs.ndim > 2 else outputs
+    measured, reasons = judge(reference, outputs, batch, gate)
+    nan = float("nan")
     return ArtifactCheck(
         format=fmt,
         precision=precision,
         backend=backend.name,
         file=path.name,
         samples=len(inputs),
-        cosine_threshold=threshold,
-        passed=passed,
-        reason=reason,
-        **metrics,
+        min_cosine=measured.min_cosine if measured else nan,
+        mean_cosine=measured.mean_cosine if measured else nan,
+        max_abs_error=measured.max_abs_error if measured else nan,
+        max_relative_error=measured.max_relative_error if measured else nan,
+        batch_min_cosine=batch.min_cosine,
+        batch_relative_diff=batch.max_relative_error,
+        cosine_threshold=gate.min_cosine,
+        relative_error_bound=gate.max_relative_error,
+        passed=not reasons,
+        reason="; ".join(reasons),
     )

@@ -36,6 +36,7 @@ from facezoo.registry import ModelSpec, Zoo, dump_spec, load_zoo
 WRITERS: dict[str, str | Callable] = {
     "mindspore": "facezoo.standins.mindspore:write_standin",
     "mxnet": "facezoo.standins.mxnet:write_standin",
+    "onnx": "facezoo.standins.onnx:write_standin",
 }
 STAMP = ".standin.json"
 ZOO_FILE = "model_zoo.yml"

@@ -21,8 +21,10 @@ name), realistic random BN gamma/beta and PReLU slopes. Then one calibration pas
 faces, preprocessed as the model's registry entry says, runs the network in numpy (MindSpore's CPU
 convolutions are far too slow for this) and
 
-- sets every BatchNorm's moving mean / variance to the batch statistics of its input (the biased
-  variance, so that inference reproduces the batch-normalized pass exactly);
+- sets every BatchNorm's moving mean / variance from the batch statistics of its input, then
+  moves them off as a trained network's are on new data (:class:`TrainedStatistics`): a few
+  channels per BN carry almost no signal (moving variance ~1e-4..1e-3, amplified back by the BN),
+  the moving mean sits away from the batch mean and the variance is off by a random factor;
 - in the networks without BatchNorm (sphere20a, LightCNN-9) rescales each conv / dense layer so
   that its output has unit standard deviation, and centres the embedding layer over the batch.
 
@@ -42,8 +44,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from facezoo import faces
 from facezoo.errors import FacezooError
 from facezoo.registry import InputContract, ModelSpec
+from facezoo.standins.statistics import TRAINED, TrainedStatistics
 
-WRITER_VERSION = "1"
+WRITER_VERSION = "2"  # 2: trained BN statistics, PReLU slopes over [0, 1]
 
 #: registry entry name -> checkpoint layout; other MindSpore entries get their architecture's default
 LAYOUTS = {
@@ -80,7 +83,10 @@ _POLICIES = {
     "sphere20a": _Policy(True, True),
     "lightcnn9": _Policy(True, True),
 }
-PRELU_SLOPES = (0.2, 0.6)
+# Trained PReLU slopes spread over [0, 1]: some units are almost ReLU, some almost linear.
+PRELU_SLOPES = (0.0, 1.0)
+
+
 
 
 def layout_for(spec: ModelSpec) -> str:
@@ -197,10 +203,14 @@ def _conv2d(x: np.ndarray, w: np.ndarray, b, stride: int, pad: tuple[int, int, i
 class _Forward:
     """Runs a facezoo network in numpy on ``weights``; with ``calibrate`` it also fits them."""
 
-    def __init__(self, weights: dict[str, np.ndarray], policy: _Policy, calibrate: bool):
+    def __init__(self, weights: dict[str, np.ndarray], policy: _Policy, calibrate: bool,
+                 statistics: TrainedStatistics | None = None, seed: int = 0):
         self.w = weights
         self.policy = policy
         self.calibrate = calibrate
+        self.statistics = statistics
+        self.seed = seed
+        self._producer: tuple[np.ndarray, str, str | None] | None = None  # last conv/dense output
 
     def __call__(self, cell, x):
         handler = getattr(self, "_" + type(cell).__name__, None)
@@ -225,7 +235,9 @@ class _Forward:
         stride = cell.stride[0] if isinstance(cell.stride, tuple) else cell.stride
         bias_name = cell.bias.name if cell.has_bias else None
         y = _conv2d(x, self.w[cell.weight.name], self.w[bias_name] if bias_name else None, stride, pad, cell.group)
-        return self._normalize(y, cell.weight.name, bias_name)
+        y = self._normalize(y, cell.weight.name, bias_name)
+        self._producer = (y, cell.weight.name, bias_name)
+        return y
 
     def _Dense(self, cell, x, center=None):
         bias_name = cell.bias.name if cell.has_bias else None
@@ -238,14 +250,41 @@ class _Forward:
             mean = y.mean(axis=0)
             self.w[bias_name] -= mean
             y = y - mean
+        self._producer = (y, cell.weight.name, bias_name)
         return y
+
+    def _quiet_channels(self, cell, x):
+        """Scale a few channels' producing filters down (in place), so their variance is tiny."""
+        stats = self.statistics
+        if stats is None or self._producer is None or self._producer[0] is not x or not stats.quiet_fraction:
+            return x
+        _, weight_name, bias_name = self._producer
+        channels = x.shape[1]
+        rng = _rng(self.seed, f"{cell.moving_variance.name}/quiet")
+        count = max(1, int(round(stats.quiet_fraction * channels)))
+        chosen = rng.choice(channels, size=count, replace=False)
+        low, high = np.log10(stats.quiet_scale[0]), np.log10(stats.quiet_scale[1])
+        scale = np.ones(channels, np.float32)
+        scale[chosen] = 10.0 ** rng.uniform(low, high, count)
+        self.w[weight_name] = (self.w[weight_name] * scale.reshape((-1,) + (1,) * (self.w[weight_name].ndim - 1))
+                               ).astype(np.float32)
+        if bias_name is not None:
+            self.w[bias_name] = (self.w[bias_name] * scale).astype(np.float32)
+        return (x * scale.reshape((1, -1) + (1,) * (x.ndim - 2))).astype(np.float32)
 
     def _bn(self, cell, x):
         axes = (0, 2, 3) if x.ndim == 4 else (0,)
         mean_name, var_name = cell.moving_mean.name, cell.moving_variance.name
         if self.calibrate:
-            self.w[mean_name] = x.mean(axis=axes, dtype=np.float64).astype(np.float32)
-            self.w[var_name] = x.var(axis=axes, dtype=np.float64).astype(np.float32)  # biased, as in the pass
+            x = self._quiet_channels(cell, x)
+            mean = x.mean(axis=axes, dtype=np.float64)
+            var = x.var(axis=axes, dtype=np.float64)  # biased, as in the pass
+            if self.statistics is not None:
+                rng = _rng(self.seed, f"{var_name}/trained")
+                mean = mean + rng.normal(0.0, self.statistics.mean_shift, mean.shape) * np.sqrt(var)
+                var = var * np.exp(rng.normal(0.0, self.statistics.variance_spread, var.shape))
+            self.w[mean_name] = mean.astype(np.float32)
+            self.w[var_name] = var.astype(np.float32)
         shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
         scale = self.w[cell.gamma.name] / np.sqrt(self.w[var_name] + np.float32(cell.eps))
         shift = self.w[cell.beta.name] - self.w[mean_name] * scale
@@ -377,13 +416,18 @@ def calibration_images(contract: InputContract, count: int = CALIBRATION_FACES) 
 
 
 def standin_weights(net, architecture: str, contract: InputContract, *, seed: int = 0,
-                    count: int = CALIBRATION_FACES) -> dict[str, np.ndarray]:
-    """Calibrated stand-in values for every parameter of ``net`` (by ``Parameter.name``)."""
+                    count: int = CALIBRATION_FACES,
+                    statistics: TrainedStatistics | None = TRAINED) -> dict[str, np.ndarray]:
+    """Calibrated stand-in values for every parameter of ``net`` (by ``Parameter.name``).
+
+    ``statistics=None`` leaves every BN exactly matched to the calibration batch (an idealised
+    network); the default gives the BN statistics of a trained one (:class:`TrainedStatistics`).
+    """
     if architecture not in _POLICIES:
         raise FacezooError(f"no stand-in weights for architecture {architecture!r}")
     weights = initial_weights(net, seed, architecture)
     x = preprocess(calibration_images(contract, count), contract)
-    _Forward(weights, _POLICIES[architecture], calibrate=True)(net, x)
+    _Forward(weights, _POLICIES[architecture], calibrate=True, statistics=statistics, seed=seed)(net, x)
     return weights
 
 

@@ -17,8 +17,9 @@ for fast tests. :func:`write_model_folder` writes the two files unzipped.
 Weights: He-normal convolutions, a fan-in-scaled dense layer, realistic BatchNorm gamma/beta
 and PReLU slopes, all from a NumPy RNG seeded by (seed, parameter name). Then one calibration
 pass over synthetic faces (:mod:`facezoo.faces`, raw RGB 0..255 as the graph takes them) runs the
-graph with the NumPy executor's operators and sets every BatchNorm's moving mean / variance to
-the statistics of its input on that batch, so activations keep unit scale through the depth
+graph with the NumPy executor's operators and sets every BatchNorm's moving mean / variance from
+the statistics of its input on that batch, moved off as a trained network's are (a few quiet
+channels with variance ~1e-4..1e-3, shifted means, scaled variances), so activations keep about unit scale through the depth
 (FP16 then behaves as on trained weights), the embedding ``fc1`` is centred with unit spread,
 and different identities differ clearly more than variations of one identity. ``fc1`` has
 ``fix_gamma=True``: its stored gamma is deliberately not 1 (as in the reference tiny-r34), so a
@@ -37,9 +38,10 @@ import numpy as np
 
 from facezoo import faces
 from facezoo.errors import FacezooError
+from facezoo.standins.statistics import TRAINED
 from facezoo.registry import ModelSpec
 
-WRITER_VERSION = "1"
+WRITER_VERSION = "2"  # 2: trained BN statistics, PReLU slopes over [0, 1]
 
 DATA = Path(__file__).with_name("data")
 SYMBOL_FILE = DATA / "model-r34-amf-symbol.json"
@@ -125,8 +127,8 @@ def initial_weights(scale: str = "full", seed: int = 0) -> dict[str, np.ndarray]
             value = np.zeros(shape)
         elif name.endswith("_moving_var"):
             value = np.ones(shape)
-        elif name.endswith("_gamma") and "relu" in name:  # PReLU slopes
-            value = r.uniform(0.05, 0.4, shape)
+        elif name.endswith("_gamma") and "relu" in name:  # PReLU slopes: trained ones spread over [0, 1]
+            value = r.uniform(0.0, 1.0, shape)
         elif name.endswith("_gamma"):
             # the last BN of a residual branch starts small, as in trained ResNets
             value = r.uniform(0.2, 0.6, shape) if name.endswith("_bn3_gamma") else r.uniform(0.6, 1.4, shape)
@@ -146,9 +148,15 @@ def calibration_images(size: tuple[int, int] = (112, 112), count: int = CALIBRAT
     return faces.face_batch(ids, ids % 4, size)
 
 
-def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: str = "data") -> None:
-    """Run ``graph`` on ``x`` in order, setting each BatchNorm's moving statistics to its input's
-    batch statistics before it runs (``weights`` keyed ``arg:``/``aux:``, updated in place)."""
+def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: str = "data",
+              statistics=TRAINED, seed: int = 0) -> None:
+    """Run ``graph`` on ``x`` in order, setting each BatchNorm's moving statistics from its input's
+    batch statistics before it runs (``weights`` keyed ``arg:``/``aux:``, updated in place).
+
+    With ``statistics`` (the default), they are then moved off as a trained network's are
+    (:class:`facezoo.standins.statistics.TrainedStatistics`: quiet channels, shifted means, scaled
+    variances); ``statistics=None`` matches them exactly.
+    """
     from facezoo.mxnet import executor
 
     ctx = executor._Ctx(np.dtype(np.float32))
@@ -156,9 +164,11 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
     keys = {k.split(":", 1)[1]: k for k in weights}
     needed = graph.ancestors(graph.heads, executor._skip_inputs)
     last_use: dict[int, int] = {}
+    uses: dict[int, int] = {}
     for i in needed:
         for src, _ in graph.nodes[i].inputs:
             last_use[src] = i
+            uses[src] = uses.get(src, 0) + 1
     values: dict[int, list[np.ndarray]] = {}
     batched: set[int] = set()
     for i in needed:
@@ -174,10 +184,17 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
         entries = [(src, out) for pos, (src, out) in enumerate(node.inputs) if pos not in skip]
         if node.op == "BatchNorm":
             (src, out) = entries[0]
+            producer = graph.nodes[src]
+            if statistics is not None and uses.get(src) == 1 and producer.op in ("Convolution", "FullyConnected"):
+                _quiet_channels(graph, producer, values[src], params, weights, keys, statistics, seed, node.name)
             h = values[src][out].astype(np.float64)
             axes = tuple(a for a in range(h.ndim) if a != 1)
             mean = h.mean(axis=axes)
             var = h.var(axis=axes)
+            if statistics is not None:
+                r = _rng(seed, f"{node.name}/trained")
+                mean = mean + r.normal(0.0, statistics.mean_shift, mean.shape) * np.sqrt(var)
+                var = var * np.exp(r.normal(0.0, statistics.variance_spread, var.shape))
             for (vsrc, _), value in zip(entries[3:5], (mean, var)):
                 var_name = graph.nodes[vsrc].name
                 params[var_name][...] = value.astype(np.float32)
@@ -200,8 +217,28 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
                 values.pop(src, None)
 
 
+def _quiet_channels(graph, producer, outputs: list[np.ndarray], params, weights, keys, statistics, seed: int,
+                    label: str) -> None:
+    """Scale a few output channels of ``producer`` (conv / dense feeding only this BN) down, in its
+    weight, its bias and its already computed output, so their variance is tiny."""
+    names = [graph.nodes[src].name for src, _ in producer.inputs[1:]]
+    weight = params[names[0]]
+    channels = weight.shape[0]
+    r = _rng(seed, f"{label}/quiet")
+    count = max(1, int(round(statistics.quiet_fraction * channels)))
+    chosen = r.choice(channels, size=count, replace=False)
+    scale = np.ones(channels, np.float32)
+    low, high = np.log10(statistics.quiet_scale[0]), np.log10(statistics.quiet_scale[1])
+    scale[chosen] = 10.0 ** r.uniform(low, high, count)
+    for name in names:
+        value = params[name]
+        value *= scale.reshape((-1,) + (1,) * (value.ndim - 1))
+        weights[keys[name]] = value
+    outputs[0] = (outputs[0] * scale.reshape((1, -1) + (1,) * (outputs[0].ndim - 2))).astype(np.float32)
+
+
 def standin_params(scale: str = "full", seed: int = 0, *, count: int = CALIBRATION_FACES,
-                   channel_order: str = "RGB") -> dict[str, np.ndarray]:
+                   channel_order: str = "RGB", statistics=TRAINED) -> dict[str, np.ndarray]:
     """Calibrated stand-in parameters (``arg:``/``aux:`` keys in the real file order)."""
     from facezoo.mxnet.symbol import parse_symbol
 
@@ -209,7 +246,7 @@ def standin_params(scale: str = "full", seed: int = 0, *, count: int = CALIBRATI
     weights = initial_weights(scale, seed)
     images = calibration_images(count=count)
     x = faces.to_model_input(images, channel_order)  # raw 0..255: the graph normalizes itself
-    calibrate(graph, weights, x)
+    calibrate(graph, weights, x, statistics=statistics, seed=seed)
     return weights
 
 

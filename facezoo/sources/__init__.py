@@ -1,0 +1,1 @@
+"""Conversion sources, one sub-package per framework the registry's ``framework`` names."""
