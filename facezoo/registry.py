@@ -424,6 +424,16 @@ def _coerce(hint: Any, value: Any, path: str, context: str) -> Any:
     raise TypeError(f"registry field type {hint!r} is not supported")  # programming error
 
 
+def spec_from_dict(entry: Any, context: str) -> ModelSpec:
+    """One entry from plain data (a model card's copy of it), validated like a registry file's."""
+    spec = _build(ModelSpec, entry, "", context)
+    problems = _validate_tree(spec, "")
+    if problems:
+        field_path, message = problems[0]
+        raise RegistryError(f"{context}: {field_path}: {message}")
+    return spec
+
+
 def dump_spec(spec: ModelSpec) -> dict[str, Any]:
     """The entry as plain data (for `facezoo info --json`)."""
     return dataclasses.asdict(spec)

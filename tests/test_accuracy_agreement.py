@@ -21,7 +21,6 @@ from facezoo.accuracy.agreement import (
     THRESHOLD_FROM_REGISTRY,
     THRESHOLD_FROM_SEPARATION,
     AgreementError,
-    allowed_flips,
     check_models,
     pair_indices,
     sample_faces,
@@ -204,8 +203,5 @@ def test_sample_faces_from_a_folder_fit_the_model_input(tmp_path):
         sample_faces((112, 112), tmp_path / "empty")
 
 
-def test_pairs_and_allowed_flips():
+def test_pairs():
     assert pair_indices(4).tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
-    assert allowed_flips(28, 0.99999) == 0
-    assert allowed_flips(28, 0.999) == 0
-    assert allowed_flips(1000, 0.99) == 10

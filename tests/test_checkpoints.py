@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import reference_params
 
-ms = pytest.importorskip("mindspore")
+import mindspore as ms
 ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
 
 from mindspore.train.checkpoint_pb2 import Checkpoint  # noqa: E402

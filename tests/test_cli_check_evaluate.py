@@ -153,6 +153,7 @@ def test_default_protocols_follow_the_registry():
         "mindface-arcface-mobilefacenet": "insightface",
         "mindface-arcface-r100": "insightface",
         "face-recognition-resnet34-arcface": "insightface",
+        "face-recognition-sface": "insightface",
     }
     assert default_protocol(None) == "insightface"
 

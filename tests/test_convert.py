@@ -195,8 +195,8 @@ def test_convert_onnx_option_names_the_first_unsupported_op(tmp_path):
     graph = helper.make_graph(
         [helper.make_node("Relu", ["data"], ["r"], name="fine"), helper.make_node("Hardmax", ["r"], ["out"], name="odd_one")],
         "g",
-        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 4])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, 16, 16])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, 16, 16])],
     )
     path = tmp_path / "odd.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
@@ -205,5 +205,25 @@ def test_convert_onnx_option_names_the_first_unsupported_op(tmp_path):
         capture_output=True, text=True,
     )
     assert done.returncode == 1
-    assert "Hardmax" in done.stderr and "odd_one" in done.stderr and "Traceback" not in done.stderr
+    assert "unsupported ONNX operator Hardmax (node 'odd_one')" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o" / "odd").exists()
+
+
+def test_a_failing_precision_leaves_the_passing_one_published(standin_models, tmp_path):
+    """FP16 held to an impossible cosine fails; FP32 is still published, an older FP16 folder stays."""
+    import dataclasses
+
+    zoo, root = standin_models
+    spec = zoo.get("sphereface")
+    strict = dataclasses.replace(spec, check_thresholds={"FP16": 0.99999999})
+    assert strict.check_thresholds["FP32"] == 0.99999  # the other keys keep the gates' defaults
+    old = tmp_path / "sphereface" / "FP16"
+    old.mkdir(parents=True)
+    (old / "earlier.txt").write_text("an earlier conversion")
+    result = convert_model(ConversionRequest(strict, root, tmp_path, ["onnx"], ["FP32", "FP16"]))
+    assert not result.passed and result.published == ["FP32"] and result.failed_precisions == ["FP16"]
+    assert "onnx FP16 on onnxruntime: min cosine" in result.error and "< 0.99999999" in result.error
+    assert "(FP16 not published)" in result.error
+    assert (tmp_path / "sphereface" / "FP32" / "sphereface.onnx").is_file()
+    assert sorted(p.name for p in old.iterdir()) == ["earlier.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sphereface"]  # no scratch left behind

@@ -14,7 +14,7 @@ from facezoo.mxnet.executor import MXNetModel, conv2d
 from facezoo.mxnet.params import MXNetFormatError, save_params
 from facezoo.mxnet.symbol import SymbolBuilder, UnsupportedOperatorError, load_symbol, save_symbol
 
-REF = Path("/work/shared/reference/mxnet")
+REF = Path(__file__).resolve().parent / "data" / "reference" / "mxnet"
 TINY = REF / "tiny-r34"
 
 

@@ -31,7 +31,7 @@ from facezoo.mxnet.symbol import (
     save_symbol,
 )
 
-REF = Path("/work/shared/reference/mxnet")
+REF = Path(__file__).resolve().parent / "data" / "reference" / "mxnet"
 TINY = REF / "tiny-r34"
 DTYPES = [np.float32, np.float64, np.float16, np.uint8, np.int32, np.int8, np.int64]
 

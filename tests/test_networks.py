@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import reference_params
 
-ms = pytest.importorskip("mindspore")
+import mindspore as ms
 ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
 
 from facezoo.errors import RegistryError  # noqa: E402
@@ -102,7 +102,7 @@ def _run(net, shape, seed=0):
 
 def _export_and_compare(net, shape, tmp_path, name):
     """Forward once, export to ONNX, run onnxruntime: same outputs. Returns (input, outputs)."""
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
     x, out = _run(net, shape, seed=1)
     outs = [o.asnumpy() for o in (out if isinstance(out, tuple) else (out,))]
     ms.export(net, ms.Tensor(x), file_name=str(tmp_path / name), file_format="ONNX")

@@ -22,7 +22,7 @@ from facezoo.converters.onnx_to_mindspore import (
 )
 from facezoo.errors import ConversionError
 
-TINY = Path("/work/shared/reference/mxnet/tiny-r34")
+TINY = Path(__file__).resolve().parent / "data" / "reference" / "mxnet" / "tiny-r34"
 RNG = np.random.default_rng(1234)
 
 
@@ -85,6 +85,30 @@ def test_conv_variants():
     ]
     model = _model(nodes, [("x", ["N", 4, 11, 9])], ["c2", "c3"], {"w": w, "b": b, "w1": w1, "dw": x4(4, 1, 3, 3)})
     check(model, x4(2, 4, 11, 9), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [9, 11, 18])
+def test_pad_modes_and_encodings(opset):
+    """Pad: attributes up to opset 10, constant inputs from 11, an axes input from 18."""
+    if opset < 11:
+        nodes = [helper.make_node("Pad", ["x"], ["c"], mode="constant", pads=[0, 0, 1, 2, 0, 1, 0, 3], value=0.5),
+                 helper.make_node("Pad", ["x"], ["r"], mode="reflect", pads=[0, 0, 2, 1, 0, 0, 1, 2]),
+                 helper.make_node("Pad", ["x"], ["e"], mode="edge", pads=[0, 1, 1, 1, 0, 0, 1, 1])]
+        inits = {}
+    elif opset < 18:
+        nodes = [helper.make_node("Pad", ["x", "p1", "v"], ["c"], mode="constant"),
+                 helper.make_node("Pad", ["x", "p2"], ["r"], mode="reflect"),
+                 helper.make_node("Pad", ["x", "p3"], ["e"], mode="edge")]
+        inits = {"p1": np.array([0, 0, 1, 2, 0, 1, 0, 3], np.int64), "v": np.array(0.5, np.float32),
+                 "p2": np.array([0, 0, 2, 1, 0, 0, 1, 2], np.int64), "p3": np.array([0, 1, 1, 1, 0, 0, 1, 1], np.int64)}
+    else:
+        nodes = [helper.make_node("Pad", ["x", "p1", "v", "axes"], ["c"], mode="constant"),
+                 helper.make_node("Pad", ["x", "p2", "", "axes"], ["r"], mode="reflect"),
+                 helper.make_node("Pad", ["x", "p3", "", "axes"], ["e"], mode="edge")]
+        inits = {"p1": np.array([1, 2, 0, 3], np.int64), "v": np.array(0.5, np.float32), "axes": np.array([2, 3], np.int64),
+                 "p2": np.array([2, 1, 1, 2], np.int64), "p3": np.array([1, 1, 1, 1], np.int64)}
+    model = _model(nodes, [("x", ["N", 3, 5, 6])], ["c", "r", "e"], inits, opset=opset)
+    check(model, x4(2, 3, 5, 6))
 
 
 def test_batchnorm_prelu_activations():
@@ -305,7 +329,7 @@ def test_every_supported_op_is_exercised():
         "Sqrt", "Log", "Sub", "Mul", "Div", "Add", "Max", "Min", "Sum", "Clip", "Reshape", "Gemm", "MatMul",
         "Flatten", "Gather", "Transpose", "Unsqueeze", "Squeeze", "Concat", "Split", "Identity", "Dropout",
         "Cast", "Constant", "Softmax", "Shape", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceMax",
-        "ReduceMin", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+        "ReduceMin", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Pad",
     }
     assert SUPPORTED_OPS == tested
 

@@ -81,7 +81,7 @@ def test_to_model_input_channel_orders():
 # ---------------------------------------------------------------------------------------------
 # stand-in checkpoints
 
-ms = pytest.importorskip("mindspore")
+import mindspore as ms
 ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
 
 from facezoo.checkpoints import load_backbone, scan_checkpoint  # noqa: E402
@@ -232,17 +232,43 @@ def test_numpy_forward_matches_mindspore_on_iresnet_blocks():
                                atol=1e-4 * float(np.abs(expected).max()))
 
 
-def test_calibration_sets_batch_statistics():
-    """After calibration every BN normalizes the calibration batch: the embedding BN output has
+def test_calibration_without_trained_statistics_matches_the_batch_exactly():
+    """statistics=None: every BN normalizes the calibration batch, so the embedding BN output has
     per-channel mean beta and std gamma over that batch."""
     spec = ZOO.get("mindface-arcface-mobilefacenet")
     net = build_network("mobilefacenet")
-    weights = standin.standin_weights(net, "mobilefacenet", spec.input)
+    weights = standin.standin_weights(net, "mobilefacenet", spec.input, statistics=None)
     x = standin.preprocess(standin.calibration_images(spec.input), spec.input)
     out = standin.numpy_forward(net, "mobilefacenet", weights, x)
     gamma, beta = weights["features.layers.3.gamma"], weights["features.layers.3.beta"]
     np.testing.assert_allclose(out.mean(axis=0), beta, atol=1e-3)
     np.testing.assert_allclose(out.std(axis=0), np.abs(gamma), rtol=1e-2)
+
+
+def test_default_calibration_gives_trained_network_statistics():
+    """Quiet channels with moving variance ~1e-4..1e-3 in BNs that follow a convolution, moving
+    statistics off the data, PReLU slopes across [0, 1]; the network still gives embeddings of a
+    sane scale (not exploding or vanishing through the depth)."""
+    from facezoo.standins.statistics import TRAINED
+
+    spec = ZOO.get("mindface-arcface-mobilefacenet")
+    net = build_network("mobilefacenet")
+    weights = standin.standin_weights(net, "mobilefacenet", spec.input)
+    x = standin.preprocess(standin.calibration_images(spec.input), spec.input)
+    # the stem's BN follows its convolution: a few channels are quiet (1e-4..1e-3 of the median)
+    variance = weights["0.layers.1.moving_variance"]
+    ratio = variance / np.median(variance)
+    quiet = ratio < 2e-3
+    assert 1 <= quiet.sum() <= max(2, int(2 * TRAINED.quiet_fraction * len(variance)))
+    assert (ratio[quiet] > 1e-5).all()
+    slopes = np.concatenate([v for k, v in weights.items() if k.endswith(".w") and v.ndim == 1])
+    assert slopes.min() < 0.1 and slopes.max() > 0.9
+    # the moving statistics are not the batch's: the embedding BN no longer gives exactly (beta, gamma)
+    out = standin.numpy_forward(net, "mobilefacenet", weights, x)
+    beta = weights["features.layers.3.beta"]
+    assert np.abs(out.mean(axis=0) - beta).max() > 0.05
+    norms = np.linalg.norm(out, axis=1)
+    assert 5 < norms.mean() < 200
 
 
 def test_writer_refuses_other_frameworks(tmp_path):

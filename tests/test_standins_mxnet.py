@@ -21,7 +21,7 @@ from facezoo.registry import load_zoo
 from facezoo.standins import build_standins
 from facezoo.standins import mxnet as sm
 
-REF = Path("/work/shared/reference/mxnet")
+REF = Path(__file__).resolve().parent / "data" / "reference" / "mxnet"
 MODEL = "face-recognition-resnet34-arcface"
 SYMBOL_MEMBER = "model-r34-amf/model-symbol.json"
 PARAMS_MEMBER = "model-r34-amf/model-0000.params"
@@ -71,7 +71,6 @@ def test_package_data_is_the_reference():
     assert sum(int(np.prod(s)) for k, s in table if k.startswith("arg:")) > 34_000_000
 
 
-@pytest.mark.skipif(not (REF / "tiny-r34").is_dir(), reason="needs the shared reference tiny-r34")
 def test_tiny_layout_is_the_reference_tiny_r34():
     derived = parse_symbol(json.loads(sm.symbol_bytes("tiny")))
     real = load_symbol(REF / "tiny-r34" / "tiny-r34-symbol.json")

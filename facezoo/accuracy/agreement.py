@@ -16,10 +16,11 @@ so a missing RGB/BGR swap cannot hide). The checker reports
   faces, placed at the midpoint of the widest gap between neighbouring scores (so it sits as far
   from every pair as the data allows).
 
-An artifact FAILS when: its output shape differs or is not finite; min cosine < the precision's
-threshold (registry ``check_thresholds``, e.g. FP32 0.99999, FP16 0.999; overridable); an FP32
-artifact's max relative error > 1e-3; more pairs flipped than floor((1 - threshold) × pairs)
-(with the default thresholds and a few dozen pairs: any flip fails); or it cannot be loaded or run.
+An artifact FAILS when it misses its precision's gate (:mod:`facezoo.gates`: min cosine, from the
+registry's ``check_thresholds`` and overridable, and max relative error), when a batch of the
+faces differs from the same faces run one at a time by more than that gate allows, when any
+same/different decision flips (``max_flips`` allows some), when its output shape differs or is not
+finite, or when it cannot be loaded or run.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ import numpy as np
 
 from facezoo.accuracy.datasets import identity_of, list_images, read_image_file
 from facezoo.accuracy.metrics import best_separation
-from facezoo.converters.validation import FP32_MAX_RELATIVE_ERROR, compare, cosine_rows
 from facezoo.atomic import write_bytes_atomic
+from facezoo.converters.validation import cosine_rows, judge, run_batch_and_singles
 from facezoo.errors import FacezooError
 from facezoo.faces import colour_asymmetric_face, synthetic_face, to_model_input
+from facezoo.gates import DEFAULT_MAX_FLIPS, GATES, gate_for
 from facezoo.registry import ModelSpec
 
 DEFAULT_SAMPLES = 8
@@ -69,11 +71,14 @@ class BackendAgreement:
     mean_cosine: float
     max_abs_error: float
     max_relative_error: float
+    batch_min_cosine: float  # the faces as one batch against the same faces one at a time
+    batch_relative_diff: float
     agreement: float  # fraction of pairs whose same/different decision matches the original's
     flipped: int
     flipped_pairs: list[tuple[int, int]]
     allowed_flips: int
     cosine_threshold: float
+    relative_error_bound: float | None
     passed: bool
     reason: str = ""
 
@@ -175,11 +180,14 @@ _REFERENCE_CACHE: "collections.OrderedDict[tuple, np.ndarray]" = collections.Ord
 _REFERENCE_CACHE_SIZE = 4
 
 
-def original_embeddings(spec: ModelSpec, download_dir: Path, images: np.ndarray) -> np.ndarray:
-    """The original model's embeddings (memoized on the source files' identity and the pixels)."""
+def original_embeddings(spec: ModelSpec, download_dir: Path, images: np.ndarray, original: Path | None = None) -> np.ndarray:
+    """The original model's embeddings (memoized on the source files' identity and the pixels).
+
+    ``original`` is the original file when it is not in the download folder (``convert --onnx``).
+    """
     from facezoo.converters.pipeline import ConversionRequest, open_source, source_paths
 
-    request = ConversionRequest(spec, Path(download_dir), Path(download_dir), [], [])
+    request = ConversionRequest(spec, Path(download_dir), Path(download_dir), [], [], original)
     paths = source_paths(request)
     stats = []
     for path in paths:
@@ -237,22 +245,20 @@ def precision_thresholds(spec: ModelSpec, overrides: dict[str, float] | None = N
     return thresholds
 
 
-def allowed_flips(pairs: int, threshold: float) -> int:
-    return int(math.floor((1.0 - threshold) * pairs + 1e-9))
-
-
 def _converted_order(artifact, spec: ModelSpec) -> str:
     card = artifact.card or {}
     return str((card.get("input") or {}).get("channel_order") or spec.converted.channel_order)
 
 
-def _failed(spec, artifact, backend, samples, pairs, threshold, reason) -> BackendAgreement:
+def _failed(spec, artifact, backend, samples, pairs, threshold, reason, max_flips=DEFAULT_MAX_FLIPS) -> BackendAgreement:
     nan = float("nan")
+    gate = gate_for(artifact.precision, threshold) if artifact.precision in GATES else None
     return BackendAgreement(
         model=spec.name, format=artifact.format, precision=artifact.precision, backend=backend,
         file=str(artifact.path), samples=samples, pairs=pairs, min_cosine=nan, mean_cosine=nan,
-        max_abs_error=nan, max_relative_error=nan, agreement=nan, flipped=pairs, flipped_pairs=[],
-        allowed_flips=allowed_flips(pairs, threshold), cosine_threshold=threshold, passed=False, reason=reason,
+        max_abs_error=nan, max_relative_error=nan, batch_min_cosine=nan, batch_relative_diff=nan, agreement=nan,
+        flipped=pairs, flipped_pairs=[], allowed_flips=max_flips, cosine_threshold=threshold,
+        relative_error_bound=gate.max_relative_error if gate else None, passed=False, reason=reason,
     )
 
 
@@ -265,61 +271,63 @@ def check_backend(
     decision_threshold: float,
     cosine_threshold: float,
     device: str = "CPU",
+    max_flips: int = DEFAULT_MAX_FLIPS,
 ) -> BackendAgreement:
     """Run one artifact on one backend over the sample faces and compare it with the original."""
     from facezoo.runtime.backends import open_backend
 
     pairs = pair_indices(len(faces.images))
+    samples = len(faces.images)
     try:
         runner = open_backend(artifact.path, backend_name, device)
     except Exception as exc:  # any file a backend cannot load is a failed artifact, with the reason
-        return _failed(spec, artifact, backend_name, len(faces.images), len(pairs), cosine_threshold,
-                       f"cannot load: {exc}")
+        return _failed(spec, artifact, backend_name, samples, len(pairs), cosine_threshold, f"cannot load: {exc}",
+                       max_flips)
     try:
         batch = to_model_input(faces.images, _converted_order(artifact, spec))
-        outputs = np.asarray(runner.infer(np.ascontiguousarray(batch, np.float32)), np.float32)
+        outputs, batch_closeness = run_batch_and_singles(runner, np.ascontiguousarray(batch, np.float32))
     except Exception as exc:
-        return _failed(spec, artifact, backend_name, len(faces.images), len(pairs), cosine_threshold,
-                       f"cannot run: {exc}")
+        return _failed(spec, artifact, backend_name, samples, len(pairs), cosine_threshold, f"cannot run: {exc}",
+                       max_flips)
     finally:
         runner.close()
     outputs = outputs.reshape(len(outputs), -1) if outputs.ndim > 2 else outputs
     if outputs.shape != reference.shape:
-        return _failed(spec, artifact, backend_name, len(faces.images), len(pairs), cosine_threshold,
-                       f"output shape {outputs.shape} != original {reference.shape}")
-    metrics, passed, reason = compare(
-        reference, outputs, threshold=cosine_threshold, precision=artifact.precision, batch_diff=0.0
-    )
-    reasons = [reason] if reason else []
+        return _failed(spec, artifact, backend_name, samples, len(pairs), cosine_threshold,
+                       f"output shape {outputs.shape} != original {reference.shape}", max_flips)
+    gate = gate_for(artifact.precision, cosine_threshold)
+    measured, reasons = judge(reference, outputs, batch_closeness, gate)
     original_same = pair_cosines(reference, pairs) >= decision_threshold
     with np.errstate(invalid="ignore"):
         converted_same = pair_cosines(outputs, pairs) >= decision_threshold
     flips = np.flatnonzero(original_same != converted_same)
-    allowed = allowed_flips(len(pairs), cosine_threshold)
-    if len(flips) > allowed:
-        passed = False
+    if len(flips) > max_flips:
         reasons.append(
             f"{len(flips)} of {len(pairs)} same/different decisions flipped at cosine {decision_threshold:.4f} "
-            f"(allowed {allowed})"
+            f"(allowed {max_flips})"
         )
+    nan = float("nan")
     return BackendAgreement(
         model=spec.name,
         format=artifact.format,
         precision=artifact.precision,
         backend=runner.name,
         file=str(artifact.path),
-        samples=len(faces.images),
+        samples=samples,
         pairs=len(pairs),
-        min_cosine=metrics["min_cosine"],
-        mean_cosine=metrics["mean_cosine"],
-        max_abs_error=metrics["max_abs_error"],
-        max_relative_error=metrics["max_relative_error"],
+        min_cosine=measured.min_cosine if measured else nan,
+        mean_cosine=measured.mean_cosine if measured else nan,
+        max_abs_error=measured.max_abs_error if measured else nan,
+        max_relative_error=measured.max_relative_error if measured else nan,
+        batch_min_cosine=batch_closeness.min_cosine,
+        batch_relative_diff=batch_closeness.max_relative_error,
         agreement=float(1.0 - len(flips) / max(len(pairs), 1)),
         flipped=int(len(flips)),
         flipped_pairs=[(int(pairs[k, 0]), int(pairs[k, 1])) for k in flips],
-        allowed_flips=allowed,
-        cosine_threshold=cosine_threshold,
-        passed=bool(passed),
+        allowed_flips=max_flips,
+        cosine_threshold=gate.min_cosine,
+        relative_error_bound=gate.max_relative_error,
+        passed=not reasons,
         reason="; ".join(reasons),
     )
 
@@ -334,6 +342,8 @@ def check_model(
     step: Callable[[str], None] = lambda _: None,
     formats: list[str] | None = None,
     precisions: list[str] | None = None,
+    max_flips: int = DEFAULT_MAX_FLIPS,
+    original: Path | None = None,
 ) -> AgreementReport:
     from facezoo.runtime.resolve import find_artifacts
 
@@ -354,9 +364,9 @@ def check_model(
         report.samples, report.real_images, report.synthetic_images = len(faces.images), faces.real, faces.synthetic
         report.sample_sources = faces.sources
         report.pairs, report.same_pairs, report.different_pairs = len(pairs), int(same.sum()), int((~same).sum())
-        report.weights = weights_status(spec, download_dir)
+        report.weights = "local file" if original is not None else weights_status(spec, download_dir)
         step("running the original model")
-        reference = original_embeddings(spec, download_dir, faces.images)
+        reference = original_embeddings(spec, download_dir, faces.images, original)
         scores = pair_cosines(reference, pairs)
         if spec.verification_threshold is not None:
             report.decision_threshold = float(spec.verification_threshold)
@@ -372,11 +382,12 @@ def check_model(
             backends = backends_here(artifact.format)
             if not backends:
                 report.results.append(_failed(spec, artifact, "-", len(faces.images), len(pairs), threshold,
-                                              f"no backend for {artifact.format} is installed here"))
+                                              f"no backend for {artifact.format} is installed here", max_flips))
             for backend in backends:
                 step(f"{artifact.format} {artifact.precision} on {backend}")
                 report.results.append(
-                    check_backend(spec, artifact, backend, faces, reference, report.decision_threshold, threshold)
+                    check_backend(spec, artifact, backend, faces, reference, report.decision_threshold, threshold,
+                                  max_flips=max_flips)
                 )
     except FacezooError as exc:
         report.error = str(exc)
@@ -393,6 +404,7 @@ def check_models(
     step: Callable[[str, str], None] = lambda model, text: None,
     formats: list[str] | None = None,
     precisions: list[str] | None = None,
+    max_flips: int = DEFAULT_MAX_FLIPS,
 ) -> list[AgreementReport]:
     """Check every converted artifact of each model against its original; one report per model.
 
@@ -401,7 +413,8 @@ def check_models(
     """
     return [
         check_model(spec, download_dir, converted_dir, images_dir, samples, thresholds,
-                    step=lambda text, name=spec.name: step(name, text), formats=formats, precisions=precisions)
+                    step=lambda text, name=spec.name: step(name, text), formats=formats, precisions=precisions,
+                    max_flips=max_flips)
         for spec in specs
     ]
 
@@ -483,7 +496,7 @@ def agreement_document(reports: list[AgreementReport]) -> dict:
         "failed": [f"{r.file} ({r.backend})" for rep in reports for r in rep.failed_results]
         + [rep.model for rep in reports if rep.error or not rep.results],
         "threshold_rule": THRESHOLD_FROM_SEPARATION,
-        "fp32_max_relative_error": FP32_MAX_RELATIVE_ERROR,
+        "gates": {p: {"min_cosine": g.min_cosine, "max_relative_error": g.max_relative_error} for p, g in GATES.items()},
         "models": [r.as_dict() for r in reports],
     }
 

@@ -6,9 +6,10 @@ import cv2
 import numpy as np
 
 from facezoo.faces import synthetic_face, to_model_input
+from facezoo.preprocessing import template
 
 POOL = 64  # distinct faces; batches are cut from the pool at shifting offsets
-FRAME = (250, 250)  # LFW's image size: what --with-preprocessing decodes and crops
+FRAME = (250, 250)  # LFW's image size: what --with-preprocessing decodes and aligns
 
 
 def tensor_batches(shape: tuple[int, ...], channel_order: str, batch: int, count: int = 8) -> list[np.ndarray]:
@@ -29,3 +30,9 @@ def jpeg_batches(batch: int, count: int = 8) -> list[list[np.ndarray]]:
             raise RuntimeError("OpenCV could not encode a JPEG")
         encoded.append(blob)
     return [[encoded[(k * batch + j) % POOL] for j in range(batch)] for k in range(count)]
+
+
+def frame_landmarks(count: int) -> np.ndarray:
+    """The 5 landmarks of each photo of jpeg_batches (its faces are drawn on the frame's template),
+    so --with-preprocessing aligns as a deployment does after its landmark detector."""
+    return np.repeat(template(FRAME)[None].astype(np.float32), count, axis=0)

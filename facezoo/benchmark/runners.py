@@ -73,7 +73,10 @@ class FacezooRunner:
 
     def once(self, payload) -> None:
         if self.embedder is not None:
-            self.embedder.embed([cv2.imdecode(blob, cv2.IMREAD_COLOR) for blob in payload])
+            from facezoo.benchmark.inputs import frame_landmarks
+
+            photos = [cv2.imdecode(blob, cv2.IMREAD_COLOR) for blob in payload]
+            self.embedder.embed(photos, frame_landmarks(len(photos)))
         else:
             self.model.infer(payload)
 

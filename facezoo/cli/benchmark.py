@@ -50,7 +50,7 @@ def benchmark(
         bool, typer.Option("--direct", help="Also time the same files through OpenVINO / ONNX Runtime directly.")
     ] = False,
     with_preprocessing: Annotated[
-        bool, typer.Option("--with-preprocessing", help="Include JPEG decode, resize, channel order and L2 norm.")
+        bool, typer.Option("--with-preprocessing", help="Include JPEG decode, 5-point alignment, channel order and L2 norm.")
     ] = False,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the results here.")] = None,
     plot_file: Annotated[Optional[Path], typer.Option("--plot", help="Write a throughput bar chart (PNG) here.")] = None,
@@ -93,7 +93,7 @@ def benchmark(
                 run_case(case, seconds=seconds, iterations=iterations, warmup=warmup, gflops_per_image=gflops[case.path])
             )
             progress.advance(task)
-    preprocessing = "included (JPEG decode, resize, channel order, L2 norm)" if with_preprocessing else "not included"
+    preprocessing = "included (JPEG decode, 5-point alignment, channel order, L2 norm)" if with_preprocessing else "not included"
     title = f"facezoo benchmark on {machine.cpu_model} ({machine.usable_cpus} cores); preprocessing {preprocessing}"
     console.print(results_table(results, title))
     for result in results:

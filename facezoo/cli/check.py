@@ -40,6 +40,9 @@ def check(
     threshold_fp16: Annotated[
         Optional[float], typer.Option("--threshold-fp16", help="Min cosine for FP16 artifacts (registry default 0.999).")
     ] = None,
+    max_flips: Annotated[
+        int, typer.Option("--max-flips", min=0, help="Same/different decisions an artifact may flip (default 0).")
+    ] = 0,
     formats: Annotated[
         Optional[str], typer.Option("--formats", help="Only these formats (comma-separated: mindir,onnx,openvino).")
     ] = None,
@@ -50,27 +53,28 @@ def check(
 ) -> None:
     """Compare every converted artifact with the original model on the same faces; fail on any mismatch.
 
-    Per artifact and backend: min/mean cosine, max absolute and relative error, and how many same/different decisions (over all pairs of faces) flip compared with the original. The decision threshold is the registry's verification_threshold, else the cosine that best separates the original's same- from different-identity pairs (midpoint of the widest gap).
+    Per artifact and backend: min/mean cosine, max absolute and relative error, a batch against the same faces run one at a time, and how many same/different decisions (over all pairs of faces) flip compared with the original. The decision threshold is the registry's verification_threshold, else the cosine that best separates the original's same- from different-identity pairs (midpoint of the widest gap).
 
-    An artifact fails on min cosine below its precision's threshold, FP32 relative error above 1e-3, more flips than floor((1 - threshold) x pairs), or when it cannot be loaded or run.
+    An artifact fails when it misses its precision's gate (FP32: cosine ≥ 0.99999, max relative error ≤ 0.001; FP16: cosine ≥ 0.999, max relative error ≤ 0.01; the registry's check_thresholds and --threshold-* set the cosine), when its batch and single runs differ by more than that gate, on any flipped decision (--max-flips allows some), or when it cannot be loaded or run.
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from facezoo.accuracy.agreement import agreement_document, check_model, show_agreement, write_json_atomic
 
-    specs = select_models(open_zoo(zoo), names, None, all_models, None)
+    targets = _targets(open_zoo(zoo), names, all_models, converted_dir)
     overrides = {"FP32": threshold_fp32, "FP16": threshold_fp16}
     reports = []
     columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[model]}[/]"), TextColumn("{task.description}"),
                TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
-        for spec in specs:
+        for spec, original in targets:
             task = progress.add_task("starting", model=spec.name, total=1)
             reports.append(
                 check_model(spec, download_dir, converted_dir, images, samples, overrides,
                             step=lambda text, t=task: progress.update(t, description=text),
                             formats=_choices(formats, FORMATS, "--formats"),
-                            precisions=_choices(precisions, PRECISIONS, "--precisions"))
+                            precisions=_choices(precisions, PRECISIONS, "--precisions"), max_flips=max_flips,
+                            original=original)
             )
             progress.update(task, completed=1)
     show_agreement(reports, console)
@@ -84,6 +88,26 @@ def check(
         err_console.print("[bold red]FAILED:[/] " + ", ".join(names), highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[green]all {sum(len(r.results) for r in reports)} artifact/backend checks passed[/]")
+
+
+def _targets(registry, names, all_models: bool, converted_dir: Path):
+    """(entry, original file or None) per model: registry names, or converted folders whose model
+    card records the entry they were made from (``convert --onnx FILE``)."""
+    from facezoo.converters.model_card import converted_entry
+    from facezoo.errors import RegistryError
+
+    if all_models or not names:
+        return [(spec, None) for spec in select_models(registry, names, None, all_models, None)]
+    targets = []
+    for name in names:
+        try:
+            targets += [(spec, None) for spec in registry.select(name)]
+        except RegistryError:
+            found = converted_entry(converted_dir, name)
+            if found is None:
+                raise
+            targets.append(found)
+    return targets
 
 
 def _choices(value: str | None, allowed: tuple[str, ...], option: str) -> list[str] | None:

@@ -53,12 +53,19 @@ def convert(
     dry_run: Annotated[bool, typer.Option("--dry-run", "--dry_run", help="Print the steps only.")] = False,
     onnx_file: Annotated[
         Optional[Path],
-        typer.Option("--onnx", help="Convert this ONNX file (any graph of supported ops) to MINDIR instead."),
+        typer.Option(
+            "--onnx",
+            help="Convert this ONNX file, which has no registry entry (its input is taken as BGR/gray 0..255 "
+            "as it is), into converted/<stem>/<PRECISION>/ with a model card. For a file whose input needs a "
+            "channel swap or normalization, write a registry entry instead.",
+        ),
     ] = None,
     zoo: ZooOption = None,
 ) -> None:
     """Convert models and validate every artifact against the original network."""
     if onnx_file is not None:
+        if names or name or all_models or list_file or checkpoint:
+            raise ConversionError("--onnx converts one file without a registry entry: give no model names with it")
         convert_onnx(onnx_file, output_dir, split_csv(formats), split_csv(precisions), dry_run)
         return
     specs = select_models(open_zoo(zoo), names, name, all_models, list_file)
@@ -74,33 +81,37 @@ def convert(
             for line in plan(request):
                 console.print(f"  {line}", highlight=False, soft_wrap=True)
         return
-    results = run_conversions(requests, jobs)
+    _finish(run_conversions(requests, jobs))
+
+
+def _finish(results: list[ConversionResult]) -> None:
+    """Show the table; exit 1 when any precision of any model failed (the others were published)."""
     show_results(results)
     failed = [r for r in results if not r.passed]
     if failed:
-        err_console.print("FAILED: " + ", ".join(r.model for r in failed))
+        err_console.print("FAILED: " + ", ".join(
+            f"{r.model} ({', '.join(r.failed_precisions) or 'error'})" for r in failed), highlight=False)
         for result in failed:
             err_console.print(f"[red]{result.model}[/]: {escape(str(result.error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
-def convert_onnx(onnx_file: Path, output_dir: Path, formats: list[str], precisions: list[str], dry_run: bool) -> None:
-    """`--onnx FILE --formats mindir`: the ONNX → MindSpore importer on its own."""
-    if formats != ["mindir"]:
-        raise ConversionError(f"--onnx converts to MINDIR only: pass --formats mindir (got {','.join(formats)})")
-    folder = output_dir / onnx_file.stem
-    if dry_run:
-        for precision in precisions:
-            console.print(f"import {onnx_file} → {folder / precision / (onnx_file.stem + '.mindir')}", highlight=False)
-        return
-    if not onnx_file.is_file():
-        raise ConversionError(f"{onnx_file}: no such ONNX file")
-    from facezoo.converters.onnx_to_mindspore import convert_onnx_file
+def convert_onnx(onnx_file: Path, output_dir: Path, formats: list[str], precisions: list[str], dry_run: bool,
+                 jobs: int = 1) -> None:
+    """`--onnx FILE`: an ONNX file without a registry entry, through the same pipeline."""
+    from facezoo.downloader.verify import sha256_file
+    from facezoo.sources.onnx.adhoc import ASSUMPTION, spec_for_file
 
-    with err_console.status(f"importing {onnx_file.name} into MindSpore and validating against ONNX Runtime"):
-        written = convert_onnx_file(onnx_file, output_dir, precisions)
-    for path in written:
-        console.print(f"wrote {path} (matches ONNX Runtime)", highlight=False)
+    spec = spec_for_file(onnx_file)
+    original = {"path": str(onnx_file.resolve()), "sha256": sha256_file(onnx_file), "assumption": ASSUMPTION}
+    request = ConversionRequest(spec, onnx_file.parent, output_dir, formats, precisions, onnx_file, original)
+    if dry_run:
+        console.print(f"[bold]{spec.name}[/] ({escape(ASSUMPTION)})")
+        for line in plan(request):
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
+        return
+    err_console.print(f"{onnx_file.name}: {escape(ASSUMPTION)}", highlight=False, soft_wrap=True)
+    _finish(run_conversions([request], jobs))
 
 
 def run_conversions(requests: list[ConversionRequest], jobs: int) -> list[ConversionResult]:
@@ -130,13 +141,18 @@ def run_conversions(requests: list[ConversionRequest], jobs: int) -> list[Conver
 
 
 def _status(result: ConversionResult) -> str:
-    return f"[green]done[/] in {result.seconds:.0f} s" if result.passed else "[red]failed[/]"
+    if result.passed:
+        return f"[green]done[/] in {result.seconds:.0f} s"
+    if result.published:
+        return f"[yellow]{', '.join(result.published)} published[/], [red]{', '.join(result.failed_precisions)} failed[/]"
+    return "[red]failed[/]"
 
 
 def show_results(results: list[ConversionResult]) -> None:
     table = Table(title="conversion: converted artifacts against the original network")
-    for column in ("model", "format", "precision", "backend", "min cos", "mean cos", "max abs err", "batch Δ", "ok"):
-        table.add_column(column, justify="right" if column in ("min cos", "mean cos", "max abs err", "batch Δ") else "left")
+    numeric = ("min cos", "mean cos", "max rel err", "batch cos", "batch Δ")
+    for column in ("model", "format", "precision", "backend", *numeric, "ok"):
+        table.add_column(column, justify="right" if column in numeric else "left")
     for result in results:
         if not result.checks:
             table.add_row(result.model, "-", "-", "-", "-", "-", "-", "-", "[red]error[/]")
@@ -148,14 +164,16 @@ def show_results(results: list[ConversionResult]) -> None:
                 check.backend,
                 f"{check.min_cosine:.7f}",
                 f"{check.mean_cosine:.7f}",
-                f"{check.max_abs_error:.2e}",
+                f"{check.max_relative_error:.2e}",
+                f"{check.batch_min_cosine:.7f}",
                 f"{check.batch_relative_diff:.1e}",
                 "[green]yes[/]" if check.passed else "[red]NO[/]",
             )
     console.print(table)
     for result in results:
-        if result.passed:
+        if result.published:
             console.print(
-                f"{result.model}: {result.folder} ({result.seconds:.0f} s, peak RSS {result.peak_rss_mib:.0f} MiB)",
+                f"{result.model}: {', '.join(result.published)} in {result.folder} ({result.seconds:.0f} s, "
+                f"peak RSS {result.peak_rss_mib:.0f} MiB)",
                 highlight=False,
             )

@@ -90,3 +90,31 @@ def write_model_card(folder: Path, spec: ModelSpec, precision: str, sources: lis
     partial.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def read_card(folder: Path) -> dict | None:
+    path = Path(folder) / CARD_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        from facezoo.errors import FacezooError
+
+        raise FacezooError(f"{path}: not a readable model card: {exc}") from None
+
+
+def converted_entry(converted_dir: Path, model: str) -> tuple[ModelSpec, Path | None] | None:
+    """The registry entry a converted folder was made from, and where its original lives when
+    that is not a download folder (``convert --onnx FILE``); None if no card records one."""
+    from facezoo.registry import spec_from_dict
+
+    folder = Path(converted_dir) / model
+    for card_folder in sorted(folder.iterdir()) if folder.is_dir() else []:
+        card = read_card(card_folder) if card_folder.is_dir() else None
+        if not card or "entry" not in card:
+            continue
+        spec = spec_from_dict(card["entry"], f"{card_folder / CARD_NAME}: entry")
+        original = (card.get("source") or {}).get("original") or {}
+        return spec, Path(original["path"]) if original.get("path") else None
+    return None

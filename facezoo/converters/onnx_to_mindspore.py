@@ -359,6 +359,7 @@ class _Builder:
                     self.origin[node.output[0]] = self.origin[node.input[0]]
                 continue
             _HANDLERS[node.op_type](self, node)
+            _propagate_shape(self, node)
         outputs = []
         for vi in g.output:
             if vi.name not in self.vars and vi.name not in self.consts:
@@ -393,6 +394,48 @@ class _Builder:
         head.append(f"    def construct(self, {', '.join(args)}):")
         head += [f"        {line}" for line in self.lines]
         return "\n".join(head) + "\n"
+
+
+_SAME_SHAPE = {"Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Abs", "Neg", "LeakyRelu", "PRelu", "Clip",
+               "BatchNormalization", "Identity", "Dropout", "Cast", "Softmax"}
+_BROADCAST = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Sum"}
+
+
+def _broadcast(shapes: list[list]) -> list | None:
+    rank = max(len(s) for s in shapes)
+    out = []
+    for axis in range(rank):
+        dims = [s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0]
+        if any(d is None for d in dims):
+            return None
+        wider = [d for d in dims if d != 1]
+        out.append(wider[0] if wider else 1)
+    return out
+
+
+def _propagate_shape(b: _Builder, node: onnx.NodeProto) -> None:
+    """Shapes ONNX inference could not give (old opsets, initializers listed as inputs): carried
+    through the ops whose output shape follows from their inputs'."""
+    out = node.output[0] if node.output else ""
+    if not out or out in b.consts or b.shapes.get(out) is not None:
+        return
+    shapes = [list(b.consts[i].shape) if i in b.consts else b.shapes.get(i) for i in node.input if i]
+    if not shapes or shapes[0] is None:
+        return
+    shape = None
+    if node.op_type in _SAME_SHAPE:
+        shape = list(shapes[0])
+    elif node.op_type in _BROADCAST and all(s is not None for s in shapes):
+        shape = _broadcast(shapes)
+    elif node.op_type == "MatMul" and len(shapes) == 2 and shapes[1] is not None and min(map(len, shapes)) >= 2:
+        shape = list(shapes[0][:-1]) + [shapes[1][-1]]
+    elif node.op_type == "Gemm" and shapes[1] is not None:
+        a = _attrs(node)
+        rows = shapes[0][1] if a.get("transA", 0) else shapes[0][0]
+        cols = shapes[1][0] if a.get("transB", 0) else shapes[1][1]
+        shape = [rows, cols]
+    if shape is not None:
+        b.shapes[out] = shape
 
 
 def _constant_value(node: onnx.NodeProto) -> np.ndarray:

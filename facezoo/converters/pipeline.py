@@ -44,6 +44,7 @@ class ConversionRequest:
     formats: list[str]
     precisions: list[str]
     checkpoint: Path | None = None  # the original file to use instead of the downloaded one
+    original: dict | None = None  # recorded in the model card: where the original lives (no download folder)
 
 
 @dataclass
@@ -146,8 +147,7 @@ def convert_model(request: ConversionRequest, step: Callable[[str], None] = lamb
                     except FacezooError as exc:
                         checks.append(failed_check(path, fmt, precision, backend, len(inputs), spec, f"cannot run: {exc}"))
             precision_checks = [c for c in checks if c.precision == precision]
-            write_model_card(folder, spec, precision, source.source_files, precision_checks,
-                             original=getattr(source, "card_source", None))
+            write_model_card(folder, spec, precision, source.source_files, precision_checks, original=request.original)
         failed = [c for c in checks if not c.passed]
         failed_precisions = [p for p in request.precisions if any(c.precision == p for c in failed)]
         passed_precisions = [p for p in request.precisions if p not in failed_precisions]

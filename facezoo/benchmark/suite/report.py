@@ -113,7 +113,7 @@ def render_markdown(run, document, comparisons, precisions, efficiency, targets,
         f"{run.options.seconds:g} s of timed runs. Latency mode: one request at a time; throughput mode: the "
         "device's optimal number of requests in flight (OpenVINO THROUGHPUT hint; ONNX Runtime and MindSpore run "
         "one batch after another on all cores). Inputs: distinct aligned face crops; preprocessing excluded unless "
-        "marked `+pre` (then JPEG decode of 250×250 photos, resize, channel order and L2 norm are included).",
+        "marked `+pre` (then JPEG decode of 250×250 photos, 5-point alignment, channel order and L2 norm are included).",
         "",
         "## Targets",
         "",

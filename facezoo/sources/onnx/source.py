@@ -37,7 +37,6 @@ class OnnxSource:
 
     spec: ModelSpec
     model_path: Path
-    card_source: dict | None = None  # where the original lives, for `convert --onnx FILE`
     model: object = field(init=False, repr=False)
     input_name: str = field(init=False)
     output_name: str = field(init=False)
