@@ -205,3 +205,24 @@ def test_sample_faces_from_a_folder_fit_the_model_input(tmp_path):
 
 def test_pairs():
     assert pair_indices(4).tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
+
+
+def test_check_runs_the_batch_gate_and_counts_every_flip(converted_standin, spec, tmp_path):
+    """The check compares the faces as one batch with the same faces one at a time (it used to
+    report 0.0 without running it), and by default one flipped decision fails; --max-flips allows some."""
+    (good,) = check_models([spec], converted_standin.download_dir, converted_standin.converted_dir,
+                           formats=["onnx"], precisions=["FP32"])
+    for result in good.results:
+        assert result.batch_min_cosine > 0.99999 and result.batch_relative_diff < 1e-4
+        assert result.allowed_flips == 0
+    converted, _ = _write_broken(converted_standin, tmp_path, "channels-not-swapped")
+    (strict,) = check_models([spec], converted_standin.download_dir, converted)
+    (lenient,) = check_models([spec], converted_standin.download_dir, converted, max_flips=1000)
+    for result in strict.results:
+        assert result.flipped > 0 and "decisions flipped" in result.reason
+    for result in lenient.results:
+        assert result.allowed_flips == 1000 and "decisions flipped" not in result.reason
+        assert not result.passed  # its cosine still fails it
+    done = runner.invoke(app, ["check", NAME, "--zoo", str(converted_standin.zoo_path), "-d",
+                               str(converted_standin.download_dir), "-c", str(converted), "--max-flips", "-1"])
+    assert done.exit_code != 0 and "--max-flips" in done.output

@@ -38,7 +38,7 @@ import numpy as np
 from facezoo.accuracy.datasets import identity_of, list_images, read_image_file
 from facezoo.accuracy.metrics import best_separation
 from facezoo.atomic import write_bytes_atomic
-from facezoo.converters.validation import cosine_rows, judge, run_batch_and_singles
+from facezoo.converters.validation import closeness_fields, cosine_rows, judge, run_batch_and_singles
 from facezoo.errors import FacezooError
 from facezoo.faces import colour_asymmetric_face, synthetic_face, to_model_input
 from facezoo.gates import DEFAULT_MAX_FLIPS, GATES, gate_for
@@ -306,7 +306,6 @@ def check_backend(
             f"{len(flips)} of {len(pairs)} same/different decisions flipped at cosine {decision_threshold:.4f} "
             f"(allowed {max_flips})"
         )
-    nan = float("nan")
     return BackendAgreement(
         model=spec.name,
         format=artifact.format,
@@ -315,10 +314,7 @@ def check_backend(
         file=str(artifact.path),
         samples=samples,
         pairs=len(pairs),
-        min_cosine=measured.min_cosine if measured else nan,
-        mean_cosine=measured.mean_cosine if measured else nan,
-        max_abs_error=measured.max_abs_error if measured else nan,
-        max_relative_error=measured.max_relative_error if measured else nan,
+        **closeness_fields(measured),
         batch_min_cosine=batch_closeness.min_cosine,
         batch_relative_diff=batch_closeness.max_relative_error,
         agreement=float(1.0 - len(flips) / max(len(pairs), 1)),

@@ -62,7 +62,7 @@ def demo(
     ]
     results = run_conversions(requests, jobs)
     show_results(results)
-    converted = [spec for spec, result in zip(chosen, results) if result.passed]
+    converted = [spec for spec, result in zip(chosen, results) if result.published]  # what was published
     reports = []
     if check and converted:
         from facezoo.accuracy import check_models, show_agreement

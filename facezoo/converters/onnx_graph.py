@@ -26,8 +26,8 @@ def rename_io(model: onnx.ModelProto, input_name: str, output_name: str) -> None
         raise ConversionError(
             f"expected one input and at least one output, found inputs {[i.name for i in inputs]}"
         )
-    _rename_value(graph, inputs[0].name, input_name)
-    _rename_value(graph, graph.output[0].name, output_name)
+    rename_value(graph, inputs[0].name, input_name)
+    rename_value(graph, graph.output[0].name, output_name)
 
 
 def keep_outputs(model: onnx.ModelProto, index: int) -> None:
@@ -38,7 +38,7 @@ def keep_outputs(model: onnx.ModelProto, index: int) -> None:
     kept = graph.output[index]
     del graph.output[:]
     graph.output.append(kept)
-    _prune_dead_nodes(graph)
+    prune_dead_nodes(graph)
 
 
 def make_batch_dynamic(model: onnx.ModelProto) -> None:
@@ -131,7 +131,8 @@ def initializer_array(model: onnx.ModelProto, name: str) -> np.ndarray:
     raise KeyError(name)
 
 
-def _rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
+def rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename a value everywhere: node inputs and outputs, graph inputs/outputs, initializers."""
     if old == new:
         return
     for node in graph.node:
@@ -140,9 +141,13 @@ def _rename_value(graph: onnx.GraphProto, old: str, new: str) -> None:
     for value in list(graph.input) + list(graph.output) + list(graph.value_info):
         if value.name == old:
             value.name = new
+    for init in graph.initializer:
+        if init.name == old:
+            init.name = new
 
 
-def _prune_dead_nodes(graph: onnx.GraphProto) -> None:
+def prune_dead_nodes(graph: onnx.GraphProto) -> None:
+    """Drop nodes and initializers that no graph output depends on."""
     needed = {o.name for o in graph.output}
     kept = []
     for node in reversed(graph.node):

@@ -65,6 +65,14 @@ def closeness(reference: np.ndarray, outputs: np.ndarray) -> Closeness:
     return Closeness(float(cosines.min()), float(cosines.mean()), abs_error, abs_error / scale)
 
 
+def closeness_fields(measured: Closeness | None) -> dict[str, float]:
+    """The four closeness numbers by field name, NaN when nothing could be measured."""
+    if measured is None:
+        nan = float("nan")
+        return {"min_cosine": nan, "mean_cosine": nan, "max_abs_error": nan, "max_relative_error": nan}
+    return asdict(measured)
+
+
 def gate_reasons(measured: Closeness, gate: Gate, against: str = "") -> list[str]:
     """Why ``measured`` misses ``gate`` (empty: it meets it)."""
     suffix = f" {against}" if against else ""
@@ -133,17 +141,13 @@ def check_artifact(
         backend.close()
     outputs = outputs.reshape(len(outputs), -1) if outputs.ndim > 2 else outputs
     measured, reasons = judge(reference, outputs, batch, gate)
-    nan = float("nan")
     return ArtifactCheck(
         format=fmt,
         precision=precision,
         backend=backend.name,
         file=path.name,
         samples=len(inputs),
-        min_cosine=measured.min_cosine if measured else nan,
-        mean_cosine=measured.mean_cosine if measured else nan,
-        max_abs_error=measured.max_abs_error if measured else nan,
-        max_relative_error=measured.max_relative_error if measured else nan,
+        **closeness_fields(measured),
         batch_min_cosine=batch.min_cosine,
         batch_relative_diff=batch.max_relative_error,
         cosine_threshold=gate.min_cosine,

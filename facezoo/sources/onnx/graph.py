@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from facezoo.converters.onnx_graph import prune_dead_nodes, rename_value
 from facezoo.errors import ConversionError
 
 BATCH_DIM = "N"
@@ -175,32 +176,7 @@ def keep_output(model: onnx.ModelProto, name: str) -> None:
 
 
 def prune(model: onnx.ModelProto) -> None:
-    """Drop nodes and initializers that no graph output depends on."""
-    graph = model.graph
-    needed = {value.name for value in graph.output}
-    kept = []
-    for node in reversed(graph.node):
-        if any(output in needed for output in node.output):
-            kept.append(node)
-            needed.update(name for name in node.input if name)
-    kept.reverse()
-    del graph.node[:]
-    graph.node.extend(kept)
-    used = [init for init in graph.initializer if init.name in needed]
-    del graph.initializer[:]
-    graph.initializer.extend(used)
-
-
-def _rename_everywhere(graph: onnx.GraphProto, old: str, new: str) -> None:
-    for node in graph.node:
-        node.input[:] = [new if name == old else name for name in node.input]
-        node.output[:] = [new if name == old else name for name in node.output]
-    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
-        if value.name == old:
-            value.name = new
-    for init in graph.initializer:
-        if init.name == old:
-            init.name = new
+    prune_dead_nodes(model.graph)
 
 
 def _all_names(graph: onnx.GraphProto) -> set[str]:
@@ -232,10 +208,10 @@ def attach_contract(
     names = _all_names(graph)
     for wanted in (input_name, output_name):
         if wanted in names and wanted not in (original_input, output.name):
-            _rename_everywhere(graph, wanted, f"{wanted}__original")
+            rename_value(graph, wanted, f"{wanted}__original")
             names = _all_names(graph)
     if original_input == input_name:
-        _rename_everywhere(graph, original_input, f"{original_input}__original")
+        rename_value(graph, original_input, f"{original_input}__original")
         original_input = f"{original_input}__original"
     original = next(v for v in graph.input if v.name == original_input)
     elem_type = original.type.tensor_type.elem_type
@@ -276,7 +252,7 @@ def attach_contract(
     graph.initializer.extend(initializers)
     del graph.input[:]
     graph.input.append(helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [BATCH_DIM, channels, height, width]))
-    _rename_everywhere(graph, output.name, output_name)
+    rename_value(graph, output.name, output_name)
 
 
 def flatten_output(model: onnx.ModelProto, dim: int) -> None:
@@ -288,7 +264,7 @@ def flatten_output(model: onnx.ModelProto, dim: int) -> None:
     if dims is not None and len(dims) == 2:
         return
     inner = f"{output.name}__unflattened"
-    _rename_everywhere(graph, output.name, inner)
+    rename_value(graph, output.name, inner)
     graph.node.append(helper.make_node("Flatten", [inner], [output.name], name=f"{output.name}/flatten", axis=1))
     del graph.output[:]
     graph.output.append(helper.make_tensor_value_info(output.name, TensorProto.FLOAT, [BATCH_DIM, dim]))
