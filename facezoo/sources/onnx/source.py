@@ -54,8 +54,8 @@ class OnnxSource:
         names = [v.name for v in graph.output]
         if wanted_output is None and self.spec.output.name in names:
             wanted_output = self.spec.output.name
-        if wanted_output is None and len(names) > 1 and self.spec.output.index < len(names):
-            wanted_output = names[self.spec.output.index]
+        if wanted_output is None and len(names) > 1 and 0 < self.spec.output.index < len(names):
+            wanted_output = names[self.spec.output.index]  # the registry's output.index (LightCNN-style heads)
         self.output_name = self._pick("output", names, wanted_output)
         value = next(v for v in inputs if v.name == self.input_name)
         dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
