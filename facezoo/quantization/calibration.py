@@ -152,13 +152,15 @@ def read_crops(folder: Path, size: tuple[int, int], count: int) -> tuple[np.ndar
 
 
 def tuning_faces(size: tuple[int, int], count: int = DEFAULT_TUNING_SIZE) -> np.ndarray:
-    """``count`` held-out synthetic faces (BGR uint8), two variations per identity from TUNING_IDENTITY."""
-    from facezoo.faces import face_batch
+    """``count`` held-out synthetic faces (BGR uint8): one colour-asymmetric face (strong red, dark
+    blue: INT8 ranges must hold for it too), then two variations per identity, all from TUNING_IDENTITY."""
+    from facezoo.faces import colour_asymmetric_face, face_batch
 
     if not 2 <= count <= MAX_TUNING_SIZE:
         raise QuantizationError(f"tuning faces: count {count} must be between 2 and {MAX_TUNING_SIZE}")
-    k = np.arange(count)
-    return face_batch(TUNING_IDENTITY + k // 2, k % 2, size)
+    k = np.arange(count - 1)
+    faces = face_batch(TUNING_IDENTITY + 1 + k // 2, k % 2, size)
+    return np.concatenate([colour_asymmetric_face(size, identity=TUNING_IDENTITY)[None], faces])
 
 
 def tuning_set(
@@ -172,11 +174,12 @@ def tuning_set(
 
     images = tuning_faces(size, count)
     reference = np.asarray(original(images), np.float32)
-    last = TUNING_IDENTITY + (count - 1) // 2
+    last = TUNING_IDENTITY + 1 + (count - 2) // 2
     return TuningSet(
         inputs=to_model_input(images, channel_order),
         reference=reference.reshape(len(reference), -1),
-        description=f"{count} synthetic faces, identities {TUNING_IDENTITY}..{last}, two variations each",
+        description=f"{count} synthetic faces, identities {TUNING_IDENTITY}..{last}: one colour-asymmetric, "
+        "then two variations each",
     )
 
 

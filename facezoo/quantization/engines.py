@@ -39,12 +39,15 @@ class OpenVinoEngine:
     def accuracy_control(self, model, calibration, tuning, recipe: Recipe, subset_size: int, restorer: dict):
         import nncf
 
-        def validate(compiled, data) -> tuple[float, list[float]]:
-            outputs = np.concatenate([compiled(x)[0] for x in data])
-            values = cosines(outputs, tuning.reference)
+        def validate(compiled, indices) -> tuple[float, list[float]]:
+            # NNCF calls this on the whole tuning set and on single items: items are indices.
+            rows = list(indices)
+            outputs = np.concatenate([compiled(tuning.inputs[i : i + 1])[0] for i in rows])
+            values = cosines(outputs, tuning.reference[rows])
             return float(values.min()), [float(v) for v in values]
 
-        return _accuracy_control(nncf, model, nncf.Dataset(samples(calibration)), nncf.Dataset(samples(tuning.inputs)),
+        tuning_items = nncf.Dataset(list(range(len(tuning.inputs))), lambda i: tuning.inputs[i : i + 1])
+        return _accuracy_control(nncf, model, nncf.Dataset(samples(calibration)), tuning_items,
                                  validate, recipe, subset_size, restorer)
 
     def run(self, model, inputs: np.ndarray) -> np.ndarray:
@@ -100,7 +103,7 @@ class OnnxEngine:
             prepared = Path(scratch) / "prepared.onnx"
             try:
                 quant_pre_process(str(path), str(prepared), skip_optimization=False, skip_onnx_shape=False,
-                                  skip_symbolic_shape=False, auto_merge=False)
+                                  skip_symbolic_shape=True, auto_merge=False)  # ONNX shape inference suffices
             except Exception as exc:  # ONNX Runtime raises bare Exceptions from its optimizers
                 raise QuantizationError(f"{path.name}: ONNX Runtime's quant_pre_process failed: {exc}") from None
             model = onnx.load(str(prepared))
@@ -123,14 +126,16 @@ class OnnxEngine:
 
         feed = model.graph.input[0].name
 
-        def validate(candidate, data) -> tuple[float, list[float]]:
+        def validate(candidate, indices) -> tuple[float, list[float]]:
+            rows = list(indices)
             session = _session(candidate)
-            outputs = np.concatenate([session.run(None, x)[0] for x in data])
-            values = cosines(outputs, tuning.reference)
+            outputs = np.concatenate([session.run(None, {feed: tuning.inputs[i : i + 1]})[0] for i in rows])
+            values = cosines(outputs, tuning.reference[rows])
             return float(values.min()), [float(v) for v in values]
 
-        return _accuracy_control(nncf, model, nncf.Dataset(samples(calibration, feed)),
-                                 nncf.Dataset(samples(tuning.inputs, feed)), validate, recipe, subset_size, restorer)
+        tuning_items = nncf.Dataset(list(range(len(tuning.inputs))), lambda i: {feed: tuning.inputs[i : i + 1]})
+        return _accuracy_control(nncf, model, nncf.Dataset(samples(calibration, feed)), tuning_items,
+                                 validate, recipe, subset_size, restorer)
 
     def run(self, model, inputs: np.ndarray, extra_outputs: list | None = None) -> list[np.ndarray]:
         import onnx
@@ -193,6 +198,10 @@ class OnnxEngine:
 
         model.producer_name = "facezoo"
         onnx.helper.set_model_props(model, {"facezoo.precision": "INT8"})
+        used = {name for node in model.graph.node for name in node.input}
+        kept = [init for init in model.graph.initializer if init.name in used]  # NNCF leaves unused scales
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept)
         check_and_save(model, path)
 
 

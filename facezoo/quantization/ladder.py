@@ -36,7 +36,7 @@ class LadderOptions:
     subset_size: int = 300  # calibration images NNCF uses (at most the calibration set)
     target_cosine: float = 0.99  # the gate's threshold: accuracy control aims a margin above it
     tuning_margin: float = 0.002
-    max_float_share: float = 0.25  # accuracy control / mixed precision keep at most this share of layers float
+    max_float_share: float = 0.5  # accuracy control / mixed precision keep at most this share of layers float
     ranking_subset_size: int = 8  # tuning faces accuracy control ranks layers on
     smooth_quant_alpha: float = 0.15
     steps: tuple[str, ...] = STEPS  # the ladder, in order; a caller may leave steps out, never reorder them
@@ -224,13 +224,22 @@ def _ladder(engine, model, calibration, tuning, options, subset, quantizers, kep
                    lambda variant=variant: engine.quantize(model, calibration.inputs, variant, subset))
     if "mixed_precision" in options.steps:
         ranking = _Ranking(engine, kept, tuning)
+        floor = quantizers - cap  # at least this many activation quantizers stay: at most `cap` layers float
+        room = len(engine.quantizers(kept.model)) - floor if kept.model is not None else 0
         counts, k = [], 1
-        while k < cap:
+        while k < room:
             counts.append(k)
             k *= 2
-        counts.append(cap)
+        if room > 0:
+            counts.append(room)
+        else:
+            def at_cap():
+                raise QuantizationError(f"not tried: the best candidate already keeps {quantizers - floor - room} of "
+                                        f"{quantizers} activation quantizers' layers in float, the cap ({cap})")
+
+            yield ("mixed_precision", "no layer left to keep in float under the cap", {"float_cap": cap}, at_cap)
         for count in counts:
-            settings = {"removed": count, "cap": cap, "of": quantizers,
+            settings = {"removed": count, "float_cap": cap, "all_int8": quantizers,
                         "ranking": "relative noise |q(x) - x|^2 / |x|^2 of each activation quantizer on tuning faces"}
             yield ("mixed_precision", f"best candidate with its {count} noisiest activation quantizer(s) removed",
                    settings, lambda count=count: ranking.without(count))

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from facezoo.quantization.calibration import DEFAULT_CALIBRATION_SIZE, calibration_inputs, tuning_set
+from facezoo.quantization.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_TUNING_SIZE, calibration_inputs, tuning_set
 from facezoo.quantization.errors import QuantizationError
 from facezoo.quantization.folders import INT8_FORMATS, quantize_folder, write_bf16
 from facezoo.quantization.gate import reference_gate, separating_threshold
@@ -26,7 +26,7 @@ from facezoo.quantization.ladder import LadderOptions
 from facezoo.quantization.precisions import BF16, INT8, card_fields_for
 from facezoo.registry import ModelSpec
 
-GATE_FACES = 16  # held-out faces the gate judges on: check's faces, pairs of two variations
+GATE_FACES = 16  # held-out faces the gate judges on: check's faces (colour-asymmetric, then pairs)
 
 
 @dataclass
@@ -52,6 +52,8 @@ def quantize_converted(
     formats: tuple[str, ...] = INT8_FORMATS,
     options: LadderOptions | None = None,
     step: Callable[[str], None] = lambda _: None,
+    tuning_size: int = DEFAULT_TUNING_SIZE,
+    gate_faces: int = GATE_FACES,
 ) -> QuantizedFolders:
     from facezoo.accuracy.agreement import sample_faces
     from facezoo.converters.pipeline import ConversionRequest, open_source, publish_precisions
@@ -65,7 +67,7 @@ def quantize_converted(
         raise QuantizationError(f"{fp32}: no converted FP32 folder; run `facezoo convert {name}` first")
     step("loading the original model")
     source = open_source(ConversionRequest(spec, Path(download_dir), Path(converted_dir), [], []))
-    faces = sample_faces(size, None, GATE_FACES)
+    faces = sample_faces(size, None, gate_faces)
     reference = np.asarray(source.reference(faces.images), np.float32)
     decision = separating_threshold(reference, faces.identities)
     inputs = to_model_input(faces.images, order)
@@ -80,7 +82,7 @@ def quantize_converted(
             gate = reference_gate(inputs, reference, min_cosine=threshold, decision_threshold=decision)
             step("calibration faces")
             calibration = calibration_inputs(size, order, calibration_size, calibration_images)
-            tuning = tuning_set(size, order, source.reference)
+            tuning = tuning_set(size, order, source.reference, tuning_size)
             result = quantize_folder(name, fp32, scratch / INT8, calibration, tuning, gate, formats, options, step)
             done.int8 = {**result.record(), "gate_faces": faces.sources, "decision_threshold": decision}
             if result.passed:
