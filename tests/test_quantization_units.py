@@ -154,3 +154,36 @@ def test_import_does_no_work():
 
     code = "import facezoo.quantization, sys; print(any(m in sys.modules for m in ('nncf', 'openvino', 'onnxruntime')))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_suite_low_precision_ratios_and_targets():
+    from facezoo.benchmark.peak import PeakMeasurement
+    from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult, Latency
+    from facezoo.benchmark.suite.ratios import (
+        check_low_precision_targets,
+        compare_low_precision,
+        low_precision_efficiencies,
+    )
+
+    def result(model, precision, mode, batch, throughput, p50=None):
+        case = BenchmarkCase(model, f"/c/{model}/{precision}/{model}.xml", "openvino", precision, "openvino",
+                             batch=batch, mode=mode)
+        latency = Latency(p50, p50, p50, p50, p50, p50) if p50 else None
+        return BenchmarkResult(case, "ok", throughput=throughput, latency=latency, gflops_per_image=24.0)
+
+    results = [result("arcface", "FP32", "throughput", 8, 15.0), result("arcface", "INT8", "throughput", 8, 150.0),
+               result("arcface", "BF16", "throughput", 8, 60.0),
+               result("mfn", "FP32", "latency", 1, 200.0, 5.0), result("mfn", "INT8", "latency", 1, 600.0, 1.5)]
+    low = compare_low_precision(results)
+    ratios = {(c.model, c.precision, c.mode): c.ratio for c in low}
+    assert ratios[("arcface", "INT8", "throughput")] == 10.0 and ratios[("arcface", "BF16", "throughput")] == 4.0
+    peaks = {"INT8": PeakMeasurement(4000.0, "m", {}, 2048), "BF16": PeakMeasurement(2000.0, "m", {}, 2048)}
+    efficiency = low_precision_efficiencies(results, peaks)
+    assert {(e.model, round(e.fraction, 3)) for e in efficiency} >= {("arcface", 0.9), ("arcface", 0.72)}
+    record = {"model": "arcface", "int8": {"ladders": [{"format": "openvino", "passed": True, "candidates": [
+        {"verdict": {"passed": False, "min_cosine": 0.97}}, {"verdict": {"passed": True, "min_cosine": 0.993}}]}]}}
+    targets = check_low_precision_targets(low, efficiency, [record], {"arcface": "iresnet100", "mfn": "mobilefacenet"}, peaks)
+    by_name = {t.target.split(" ")[0] + t.target.split(" ")[1]: t for t in targets}
+    assert by_name["iresnet100INT8"].met is True and "0.993" in by_name["iresnet100INT8"].measured
+    assert by_name["INT8at"].met is True and by_name["BF16at"].met is True
+    assert by_name["MobileFaceNetINT8"].met is True and "1.50 ms" in by_name["MobileFaceNetINT8"].measured
