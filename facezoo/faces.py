@@ -15,6 +15,9 @@ import numpy as np
 from facezoo.preprocessing import TEMPLATE_112, template, template_frame, to_model_input
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
+#: Identities of the converter's probe faces (1000, 1001, ...) and of the colour-asymmetric face.
+PROBE_IDENTITY = 1000
+COLOUR_ASYMMETRIC_IDENTITY = 7
 _ONE = 1 << _SHIFT
 
 
@@ -167,7 +170,7 @@ def face_batch(identities, variations, size: tuple[int, int] = (112, 112)) -> np
     return np.stack([synthetic_face(int(i), int(v), size) for i, v in zip(identities, variations)])
 
 
-def colour_asymmetric_face(size: tuple[int, int] = (112, 112), identity: int = 7) -> np.ndarray:
+def colour_asymmetric_face(size: tuple[int, int] = (112, 112), identity: int = COLOUR_ASYMMETRIC_IDENTITY) -> np.ndarray:
     """A face whose red and blue channels differ strongly: swapping them changes the image a lot."""
     img = synthetic_face(identity, 0, size).astype(np.float32)
     gray = img.mean(axis=2)
@@ -184,12 +187,14 @@ def probe_images(count: int = 4, size: tuple[int, int] = (112, 112)) -> np.ndarr
     """``count`` probe crops (N x H x W x 3 uint8 BGR); index 1 (or 0 if count == 1) is colour-asymmetric."""
     if count < 1:
         raise ValueError("count must be at least 1")
-    images = [synthetic_face(1000 + i, i, size) for i in range(count)]
+    images = [synthetic_face(PROBE_IDENTITY + i, i, size) for i in range(count)]
     images[min(1, count - 1)] = colour_asymmetric_face(size)
     return np.stack(images)
 
 
 __all__ = [
+    "COLOUR_ASYMMETRIC_IDENTITY",
+    "PROBE_IDENTITY",
     "TEMPLATE_112",
     "colour_asymmetric_face",
     "face_batch",

@@ -97,8 +97,12 @@ class DirectOpenVino:
     def __init__(self, case: BenchmarkCase):
         import openvino as ov
 
+        from facezoo.runtime.precision import effective_hint, require_precision
+
         core = ov.Core()
-        config = {"PERFORMANCE_HINT": case.mode.upper(), "INFERENCE_PRECISION_HINT": case.precision_hint or "f32"}
+        hint = effective_hint(case.path, case.precision_hint)  # a BF16 folder's card asks for bf16
+        require_precision(case.path, hint, case.device)
+        config = {"PERFORMANCE_HINT": case.mode.upper(), "INFERENCE_PRECISION_HINT": hint}
         if case.requests:
             config["NUM_STREAMS"] = case.requests
         if case.threads:

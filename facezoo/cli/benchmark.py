@@ -27,7 +27,7 @@ def benchmark(
         Path, typer.Option("-c", "--converted-dir", help="Where zoo names are looked up.")
     ] = DEFAULT_CONVERTED_DIR,
     formats: Annotated[CSV, typer.Option("--format", help="Only these formats: openvino,onnx,mindir.")] = None,
-    precisions: Annotated[CSV, typer.Option("--precision", help="Only these precisions: FP32,FP16.")] = None,
+    precisions: Annotated[CSV, typer.Option("--precision", help="Only these precisions: FP32,FP16,INT8,BF16.")] = None,
     backends: Annotated[CSV, typer.Option("--backend", help="Only these: openvino,onnxruntime,mindspore.")] = None,
     device: Annotated[str, typer.Option("--device", help="CPU, GPU, Ascend or AUTO.")] = "CPU",
     batches: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes.")] = "1",

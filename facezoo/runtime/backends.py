@@ -107,8 +107,13 @@ class OpenVinoBackend:
             config["NUM_STREAMS"] = options.num_streams
         if options.performance_hint:
             config["PERFORMANCE_HINT"] = options.performance_hint
-        # CPUs with bf16/fp16 units would otherwise lower FP32 models: precision is explicit.
-        config["INFERENCE_PRECISION_HINT"] = options.precision_hint or "f32"
+        # CPUs with bf16/fp16 units would otherwise lower FP32 models: precision is explicit. A BF16
+        # folder's model card asks for bf16; the caller's hint wins; refused on CPUs without bf16.
+        from facezoo.runtime.precision import effective_hint, require_precision
+
+        self.precision_hint = effective_hint(path, options.precision_hint)
+        require_precision(path, self.precision_hint, device)
+        config["INFERENCE_PRECISION_HINT"] = self.precision_hint
         try:
             self.compiled = core.compile_model(core.read_model(str(path)), device, config)
         except RuntimeError as exc:

@@ -7,7 +7,9 @@ import functools
 DEVICES = ("CPU", "GPU", "Ascend", "AUTO")
 
 INSTALL_HINTS = {
-    ("onnxruntime", "GPU"): "pip install 'facezoo[gpu]' (onnxruntime-gpu) on a machine with an NVIDIA GPU, CUDA and cuDNN",
+    ("onnxruntime", "CPU"): "pip install 'facezoo[cpu]' (onnxruntime), or 'facezoo[gpu]' (onnxruntime-gpu, CPU included)",
+    ("onnxruntime", "GPU"): "pip install 'facezoo[gpu]' (onnxruntime-gpu) instead of 'facezoo[cpu]' (pip uninstall "
+    "onnxruntime first: the two wheels share one module) on a machine with an NVIDIA GPU, CUDA and cuDNN",
     ("onnxruntime", "Ascend"): "an onnxruntime build with the CANN execution provider and the Ascend CANN toolkit",
     ("openvino", "GPU"): "an Intel GPU with its OpenCL/Level Zero driver (OpenVINO's GPU plugin is Intel-only)",
     ("openvino", "Ascend"): "OpenVINO has no Ascend plugin: use --backend mindspore or onnxruntime",

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from facezoo.benchmark.flops import count_flops
 from facezoo.benchmark.machine import MachineInfo, describe_machine
-from facezoo.benchmark.peak import PeakMeasurement, measure_fp32_peak
+from facezoo.benchmark.peak import PeakMeasurement, measure_fp32_peak, measure_low_precision_peaks
 from facezoo.benchmark.plan import Matrix, plan_cases
 from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult
 from facezoo.errors import FacezooError
@@ -41,6 +41,9 @@ class SuiteOptions:
     gpu_batches: tuple[int, ...] = (1, 256)
     gpu_model: str = "arcface"
     peak_seconds: float = 2.0  # per method of the FP32 peak measurement
+    quantize: bool = True  # INT8 and BF16 folders for every converted model (facezoo.quantization)
+    calibration_size: int = 300  # synthetic calibration faces per model (NNCF's default subset)
+    int8_formats: tuple[str, ...] = ("openvino", "onnx")
 
 
 @dataclass
@@ -57,6 +60,10 @@ class SuiteRun:
     overhead: list = field(default_factory=list)
     bf16_agreement: dict[str, float] = field(default_factory=dict)
     gpu: dict = field(default_factory=dict)
+    peaks: dict[str, PeakMeasurement] = field(default_factory=dict)  # BF16, INT8 MatMul peaks
+    quantization: list[dict] = field(default_factory=list)  # facezoo.quantization records per model
+    zoo_path: Path | None = None  # the stand-ins' registry (originals for the INT8 gate)
+    download_dir: Path | None = None
 
 
 def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
@@ -69,7 +76,11 @@ def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str
     console.print(f"machine: {machine.cpu_model}, {machine.usable_cpus} cores; measuring the FP32 peak", highlight=False)
     peak = measure_fp32_peak(seconds=options.peak_seconds)
     run = SuiteRun(options, machine, peak, specs)
+    console.print("measuring the bf16 and int8 MatMul peaks", highlight=False)
+    run.peaks = measure_low_precision_peaks(seconds=options.peak_seconds)
     converted_dir = options.converted_dir or _convert(run, console)
+    if options.quantize and run.download_dir is not None:
+        _quantize(run, converted_dir, console)
     run.flops = _count_flops(specs, converted_dir)
     _time_matrix(run, converted_dir, console)
     run.overhead = _time_overhead(run, converted_dir, console)
@@ -100,6 +111,8 @@ def rerender(json_path: Path, results_dir: Path | None = None) -> dict[str, Path
     run.overhead = [OverheadFigure(**{k: v for k, v in o.items() if k not in derived}) for o in document["overhead"]]
     run.bf16_agreement = document["bf16_agreement"]
     run.gpu = document["gpu"]
+    run.peaks = {k: PeakMeasurement(**v) for k, v in document.get("peaks", {}).items()}
+    run.quantization = document.get("quantization", [])
     return write_report(run)
 
 
@@ -127,6 +140,7 @@ def _convert(run: SuiteRun, console: Console) -> Path:
     if summary.failed:
         raise FacezooError("stand-in download failed: " + ", ".join(f"{f.model}/{f.file}" for f in summary.failed))
     converted = workdir / "converted"
+    run.zoo_path, run.download_dir = standins.zoo_path, downloads
     with _progress(console) as progress:
         task = progress.add_task("convert", total=len(run.specs))
         for spec in run.specs:
@@ -137,6 +151,34 @@ def _convert(run: SuiteRun, console: Console) -> Path:
                 console.print(f"[red]conversion of {spec.name} failed[/]: {figure.error} (log: {figure.log})", highlight=False)
             progress.advance(task)
     return converted
+
+
+def _quantize(run: SuiteRun, converted_dir: Path, console: Console) -> None:
+    """INT8 (every ladder step recorded) and BF16 folders beside each model's FP32 one, in a child each.
+
+    Until the conversion pipeline makes these precisions, facezoo.quantization.quantize_converted
+    does, against the original model as `facezoo check` would; a folder that misses its gate is
+    not published and its rows are simply absent.
+    """
+    from facezoo.benchmark.suite.worker import run_job
+
+    with _progress(console) as progress:
+        task = progress.add_task("quantize", total=len(run.specs))
+        for spec in run.specs:
+            progress.update(task, description=f"INT8/BF16 {spec.name}")
+            if not (converted_dir / spec.name / "FP32" / "model_card.json").is_file():
+                progress.advance(task)
+                continue
+            job = {"kind": "quantize", "model": spec.name, "zoo": str(run.zoo_path), "download_dir": str(run.download_dir),
+                   "converted_dir": str(converted_dir), "calibration_size": run.options.calibration_size,
+                   "formats": list(run.options.int8_formats)}
+            lines, error = run_job(job)
+            record = lines[0] if lines else {"model": spec.name, "error": error or "no result"}
+            run.quantization.append(record)
+            summary = "; ".join(l.get("summary", "") for l in record.get("int8", {}).get("ladders", []))
+            colour = "green" if "INT8" in record.get("published", []) else "yellow"
+            console.print(f"[{colour}]{spec.name}[/]: {summary or record.get('error', '')}", highlight=False)
+            progress.advance(task)
 
 
 def _count_flops(specs: list[ModelSpec], converted_dir: Path) -> list[dict]:
@@ -163,7 +205,8 @@ def _suite_cases(run: SuiteRun, spec: ModelSpec, converted_dir: Path) -> list[Be
     cases = plan_cases(artifacts, Matrix(batches=(1,), modes=("latency",)))
     cases += plan_cases(artifacts, Matrix(batches=(batch,), modes=("throughput",)))
     ir_fp32 = [a for a in artifacts if a.format == "openvino" and a.precision == "FP32"]
-    if ir_fp32 and _wants_bf16(run):
+    has_bf16_folder = any(a.precision == "BF16" for a in artifacts)  # its rows replace the hint rows
+    if ir_fp32 and _wants_bf16(run) and not has_bf16_folder:
         cases += plan_cases(ir_fp32, Matrix(batches=(batch,), modes=("throughput",), precision_hints=("bf16",)))
     if ir_fp32:
         cases += plan_cases(ir_fp32, Matrix(batches=(1,), modes=("latency",), preprocessing=True))

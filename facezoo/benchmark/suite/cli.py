@@ -31,6 +31,12 @@ def suite(
     bf16: Annotated[
         Optional[bool], typer.Option("--bf16/--no-bf16", help="OpenVINO bf16 rows (default: if the CPU has bf16).")
     ] = None,
+    quantize: Annotated[
+        bool, typer.Option("--quantize/--no-quantize", help="Make gated INT8 and BF16 folders and time them too.")
+    ] = True,
+    calibration_size: Annotated[
+        int, typer.Option("--calibration-size", help="Synthetic calibration faces per model for INT8.")
+    ] = 300,
     render: Annotated[
         Optional[Path], typer.Option("--render", help="Only write the report again from this results JSON.")
     ] = None,
@@ -55,6 +61,8 @@ def suite(
         light_batch=light_batch,
         heavy_batch=heavy_batch,
         bf16=bf16,
+        quantize=quantize,
+        calibration_size=calibration_size,
     )
     paths = run_suite(options, err_console)
     for kind, path in paths.items():

@@ -166,3 +166,114 @@ def _overhead_target(overhead: list[OverheadFigure]) -> TargetCheck:
     measured = (f"worst {100 * worst:.1f} % ({figure.model} {figure.file} {figure.backend} b{figure.batch}); "
                 f"all: {', '.join(f'{100 * r:.1f}' for r, _ in ratios)} %")
     return TargetCheck(target, measured, worst >= 0.98 and not failed, "; ".join(notes))
+
+
+# ----------------------------------------------------------------------------- INT8 and BF16
+
+LOW_PRECISIONS = ("INT8", "BF16")
+MOBILEFACENET = "mobilefacenet"
+
+
+@dataclass(frozen=True)
+class LowPrecisionComparison:
+    """INT8 or BF16 against FP32 on the same format, backend, mode and batch."""
+
+    model: str
+    precision: str
+    path: str  # "IR · openvino"
+    mode: str
+    batch: int
+    fp32: float
+    value: float
+    p50_ms: float | None = None  # latency mode: the low-precision p50
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.fp32
+
+
+def compare_low_precision(results: list[BenchmarkResult]) -> list[LowPrecisionComparison]:
+    by_key: dict[tuple, dict[str, BenchmarkResult]] = {}
+    for r in _plain(results):
+        key = (r.case.model, f"{r.case.file_kind.split()[0]} · {r.case.backend}", r.case.mode, r.case.batch)
+        by_key.setdefault(key, {})[r.case.precision] = r
+    rows = []
+    for (model, path, mode, batch), values in by_key.items():
+        for precision in LOW_PRECISIONS:
+            if "FP32" in values and precision in values:
+                low = values[precision]
+                rows.append(LowPrecisionComparison(model, precision, path, mode, batch, values["FP32"].throughput,
+                                                   low.throughput, low.latency.p50 if low.latency else None))
+    return rows
+
+
+def low_precision_efficiencies(results: list[BenchmarkResult], peaks: dict) -> list[Efficiency]:
+    """Best INT8 / BF16 case per model against the measured int8 / bf16 MatMul peak (GOP/s)."""
+    best: dict[tuple[str, str], BenchmarkResult] = {}
+    for r in _plain(results):
+        if r.case.precision not in LOW_PRECISIONS or r.case.precision not in peaks or r.achieved_gflops is None:
+            continue
+        key = (r.case.model, r.case.precision)
+        if key not in best or r.achieved_gflops > best[key].achieved_gflops:
+            best[key] = r
+    return [Efficiency(model, r.case.label, r.achieved_gflops, peaks[precision].gflops) for (model, precision), r in best.items()]
+
+
+def check_low_precision_targets(
+    comparisons: list[LowPrecisionComparison],
+    efficiency: list[Efficiency],
+    quantization: list[dict],
+    architectures: dict[str, str],
+    peaks: dict,
+) -> list[TargetCheck]:
+    """The issue's INT8/BF16 targets: iresnet100 INT8 ≥ 8× FP32 with cosine ≥ 0.99, ≥ 50 % of the
+    int8/bf16 peaks, MobileFaceNet INT8 batch 1 ≤ 2 ms."""
+    checks = []
+    deep = [m for m, a in architectures.items() if a == IRESNET100]
+    records = {q.get("model"): q for q in quantization}
+    speedups = [c for c in comparisons if c.model in deep and c.precision == "INT8" and c.mode == "throughput"]
+    target = "iresnet100 INT8 ≥ 8× FP32 throughput, with min cosine ≥ 0.99 on held-out faces"
+    if speedups:
+        best = max(speedups, key=lambda c: c.ratio)
+        cosine = _int8_cosine(records.get(best.model, {}), best.path)
+        met = best.ratio >= 8.0 and cosine is not None and cosine >= 0.99
+        note = [] if best.ratio >= 8.0 else [f"speed-up missed by {8.0 - best.ratio:.2f}×"]
+        checks.append(TargetCheck(target, f"{best.ratio:.2f}× ({best.value:.1f} vs {best.fp32:.1f} img/s, {best.model} "
+                                  f"{best.path} b{best.batch}); min cosine {cosine if cosine is None else round(cosine, 5)}",
+                                  met, "; ".join(note)))
+    else:
+        missed = [records[m]["int8"].get("ladders", [{}])[-1].get("summary", "") for m in deep if m in records and records[m].get("int8")]
+        checks.append(TargetCheck(target, "not measured", None,
+                                  "no INT8 folder was published" + (f": {missed[0]}" if missed else "")))
+    for precision in LOW_PRECISIONS:
+        label = f"{precision} at ≥ 50 % of the measured {precision.lower()} MatMul peak (iresnet100, best case)"
+        rows = [e for e in efficiency if e.model in deep and e.case.split()[1] == precision]
+        if precision not in peaks:
+            checks.append(TargetCheck(label, "not measured", None, f"this CPU does not run a {precision.lower()} MatMul"))
+        elif not rows:
+            checks.append(TargetCheck(label, "not measured", None, f"no {precision} folder for an iresnet100 model"))
+        else:
+            best = max(rows, key=lambda e: e.fraction)
+            checks.append(TargetCheck(label, f"{100 * best.fraction:.1f} % ({best.achieved_gflops:.0f} of "
+                                      f"{best.peak_gflops:.0f} G(FL)OP/s, {best.model}: {best.case})",
+                                      best.fraction >= 0.5, "" if best.fraction >= 0.5 else
+                                      f"missed by {100 * (0.5 - best.fraction):.1f} points"))
+    light = [m for m, a in architectures.items() if a == MOBILEFACENET]
+    latencies = [c for c in comparisons if c.model in light and c.precision == "INT8" and c.batch == 1 and c.p50_ms]
+    label = "MobileFaceNet INT8 at batch 1 ≤ 2 ms (p50)"
+    if latencies:
+        best = min(latencies, key=lambda c: c.p50_ms)
+        checks.append(TargetCheck(label, f"{best.p50_ms:.2f} ms ({best.model} {best.path})", best.p50_ms <= 2.0,
+                                  "" if best.p50_ms <= 2.0 else f"missed by {best.p50_ms - 2.0:.2f} ms"))
+    else:
+        checks.append(TargetCheck(label, "not measured", None, "no INT8 folder for a MobileFaceNet model"))
+    return checks
+
+
+def _int8_cosine(record: dict, path: str) -> float | None:
+    """The gate's min cosine of the passing INT8 candidate of the format in ``path``."""
+    fmt = "openvino" if path.startswith("IR") else "onnx"
+    for ladder in record.get("int8", {}).get("ladders", []):
+        if ladder.get("format") == fmt and ladder.get("passed"):
+            return next(c["verdict"]["min_cosine"] for c in ladder["candidates"] if c["verdict"]["passed"])
+    return None

@@ -8,10 +8,13 @@ from pathlib import Path
 from facezoo.atomic import write_bytes_atomic
 from facezoo.benchmark.report import new_figure, plot_latency, plot_throughput, save_figure, to_document, write_json
 from facezoo.benchmark.suite.ratios import (
+    check_low_precision_targets,
     check_targets,
     compare_backends,
+    compare_low_precision,
     compare_precisions,
     efficiencies,
+    low_precision_efficiencies,
 )
 
 STANDIN_NOTE = (
@@ -28,6 +31,9 @@ def write_report(run) -> dict[str, Path]:
     efficiency = efficiencies(run.results, run.peak.gflops)
     architectures = {spec.name: spec.architecture for spec in run.specs}
     targets = check_targets(run.overhead, efficiency, run.conversions, architectures, run.gpu)
+    low = compare_low_precision(run.results)
+    low_efficiency = low_precision_efficiencies(run.results, run.peaks)
+    targets += check_low_precision_targets(low, low_efficiency, run.quantization, architectures, run.peaks)
     document = to_document(
         run.results,
         run.machine,
@@ -51,6 +57,10 @@ def write_report(run) -> dict[str, Path]:
         bf16_agreement=run.bf16_agreement,
         gpu=run.gpu,
         targets=[asdict(t) for t in targets],
+        peaks={k: asdict(v) for k, v in run.peaks.items()},
+        quantization=run.quantization,
+        low_precision=[{**asdict(c), "ratio": c.ratio} for c in low],
+        low_precision_efficiency=[{**asdict(e), "fraction": e.fraction} for e in low_efficiency],
     )
     paths = {"json": write_json(document, out / f"{name}.json")}
     title = f"{run.machine.cpu_model}, {run.machine.usable_cpus} cores · {run.machine.date} · stand-in weights"
@@ -62,6 +72,7 @@ def write_report(run) -> dict[str, Path]:
     if run.conversions:
         paths["conversion"] = plot_conversion(run.conversions, out / f"{name}-conversion.png", f"conversion · {title}")
     markdown = render_markdown(run, document, comparisons, precisions, efficiency, targets, paths)
+    markdown += render_low_precision(run, low, low_efficiency)
     paths["markdown"] = write_bytes_atomic(out / f"{name}.md", markdown.encode())
     return paths
 
@@ -109,6 +120,7 @@ def render_markdown(run, document, comparisons, precisions, efficiency, targets,
         f"- MindSpore's oneDNN: {machine.environment.get('mindspore_onednn', '?')}",
         f"- FP32 peak: **{run.peak.gflops:.0f} GFLOP/s**, measured as the {run.peak.method} "
         f"({', '.join(f'{k} {v:.0f}' for k, v in run.peak.by_method.items())} GFLOP/s).",
+        *[f"- {precision} peak: **{peak.gflops:.0f} G(FL)OP/s**, {peak.method}." for precision, peak in run.peaks.items()],
         f"- Each case: load, first inference, {run.options.warmup} untimed warm-up batch, then at least 3 batches and "
         f"{run.options.seconds:g} s of timed runs. Latency mode: one request at a time; throughput mode: the "
         "device's optimal number of requests in flight (OpenVINO THROUGHPUT hint; ONNX Runtime and MindSpore run "
@@ -224,3 +236,50 @@ def _results_markdown(results) -> str:
         ])
     return _table(["model", "file", "backend", "device", "batch", "mode", "requests", "first ms", "p50 ms", "p90 ms",
                    "p99 ms", "img/s", "GFLOP/s"], rows)
+
+
+def render_low_precision(run, low, low_efficiency) -> str:
+    """INT8 and BF16 sections: how each folder was made and gated, and what it gains over FP32."""
+    parts = []
+    if run.quantization:
+        rows = []
+        for record in run.quantization:
+            if "error" in record:
+                rows.append([record.get("model", "?"), "error", record["error"][:150], "", "", "", ""])
+                continue
+            for ladder in record.get("int8", {}).get("ladders", []):
+                passing = next((c for c in ladder["candidates"] if c["verdict"]["passed"]), None)
+                shown = passing or max(ladder["candidates"], key=lambda c: (c["verdict"]["min_cosine"] or -2))
+                rows.append([record["model"], f"INT8 {ladder['format']}", ladder["step"] or "**none passed**",
+                             f"{shown['verdict']['min_cosine']:.5f}", str(shown["verdict"]["flips"]),
+                             f"{shown['quantizers']}/{ladder['activation_quantizers_all_int8']}",
+                             ladder["summary"][:160]])
+            bf16 = record.get("bf16", {})
+            if bf16.get("verdict"):
+                verdict = bf16["verdict"]
+                rows.append([record["model"], "BF16 IR", "gate" if bf16["passed"] else "**missed**",
+                             f"{verdict['min_cosine']:.5f}", str(verdict["flips"]), "-", f"cosine ≥ {bf16['threshold']}"])
+            elif bf16:
+                rows.append([record["model"], "BF16 IR", "not built", "", "", "", bf16.get("reason", "")])
+        calibration = next((q["int8"]["calibration"]["description"] for q in run.quantization if q.get("int8")), "")
+        parts += ["## INT8 and BF16: how each folder was made and gated", "",
+                  f"Calibration: {calibration}. Gate: every backend that runs the file, against the original "
+                  "model on `facezoo check`'s held-out faces (colour-asymmetric face plus pairs); INT8 needs min cosine "
+                  "≥ the registry's check_thresholds.INT8 (0.99) and no flipped same/different decision, BF16 the "
+                  "FP16 threshold. The ladder: plain PTQ → accuracy control → ignored scope → advanced options → "
+                  "mixed precision; the first candidate that passes is published.", "",
+                  _table(["model", "folder", "step that passed", "min cosine", "flips", "INT8 quantizers", "summary"], rows),
+                  ""]
+    if low:
+        parts += ["## INT8 and BF16 against FP32 (same format, backend and setting)", "",
+                  _table(["model", "precision", "format · backend", "setting", "FP32 img/s", "img/s", "× FP32", "p50 ms"],
+                         [[c.model, c.precision, c.path, f"{c.mode} b{c.batch}", f"{c.fp32:.1f}", f"{c.value:.1f}",
+                           f"{c.ratio:.2f}", f"{c.p50_ms:.2f}" if c.p50_ms else "-"] for c in low]),
+                  ""]
+    if low_efficiency:
+        parts += ["## INT8 and BF16 against their measured MatMul peaks (best case per model)", "",
+                  _table(["model", "case", "G(FL)OP/s", "peak", "% of peak"],
+                         [[e.model, e.case, f"{e.achieved_gflops:.0f}", f"{e.peak_gflops:.0f}", f"{100 * e.fraction:.1f} %"]
+                          for e in low_efficiency]),
+                  "", "INT8 throughput counts the same multiply-adds as FP32 (2 per MAC), as integer operations.", ""]
+    return "\n".join(parts) + ("\n" if parts else "")

@@ -82,6 +82,17 @@ def _main() -> None:
 
         figure = measure_overhead(BenchmarkCase(**job["case"]), **job["settings"])
         _emit({**asdict(figure)})
+    elif kind == "quantize":
+        from pathlib import Path
+
+        from facezoo.quantization import quantize_converted
+        from facezoo.registry import load_zoo
+
+        spec = load_zoo(Path(job["zoo"])).get(job["model"])
+        done = quantize_converted(spec, Path(job["download_dir"]), Path(job["converted_dir"]),
+                                  calibration_size=job["calibration_size"], formats=tuple(job["formats"]),
+                                  step=lambda text: print(text, file=sys.stderr, flush=True))
+        _emit(json.loads(json.dumps(done.record(), default=str)))
     elif kind == "bf16":
         from facezoo.benchmark.suite.agreement import bf16_agreement
 

@@ -1,0 +1,282 @@
+"""INT8 and BF16: real NNCF, OpenVINO and ONNX Runtime on the stand-in MobileFaceNet and LightCNN.
+
+The gate here is built the way the conversion pipeline's is: facezoo.converters.validation's
+check_artifact on every backend that runs the file, against the ORIGINAL MindSpore network's
+outputs on held-out faces, plus a count of flipped same/different decisions over all pairs.
+Calibration sets are small (NNCF's subset is at most the set), so the file runs in about a minute
+a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facezoo.accuracy.agreement import sample_faces
+from facezoo.converters.mindspore_source import MindSporeSource
+from facezoo.converters.pipeline import SUFFIX, VALIDATING_BACKENDS, ConversionRequest, convert_model
+from facezoo.converters.validation import check_artifact
+from facezoo.preprocessing import ImageError, to_model_input
+from facezoo.quantization import (
+    BF16,
+    INT8,
+    CalibrationSet,
+    GateVerdict,
+    LadderOptions,
+    QuantizationError,
+    calibration_inputs,
+    quantize_converted,
+    run_ladder,
+    synthetic_ranges,
+    tuning_set,
+    write_bf16,
+)
+from facezoo.quantization.gate import flipped_pairs, reference_gate, separating_threshold
+from facezoo.runtime import load
+
+MFN = "mindface-arcface-mobilefacenet"
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+class Original:
+    """The original network of one stand-in, the held-out gate faces and their reference outputs."""
+
+    def __init__(self, spec, download_dir: Path):
+        self.spec = spec
+        self.size = (spec.input.height, spec.input.width)
+        self.order = spec.converted.channel_order
+        self.source = MindSporeSource(spec, download_dir / spec.name / spec.conversion.checkpoint)
+        faces = sample_faces(self.size, None, 10)  # `facezoo check`'s faces: colour-asymmetric + pairs
+        self.inputs = to_model_input(faces.images, self.order)
+        self.reference = self.source.reference(faces.images)
+        self.decision = separating_threshold(self.reference, faces.identities)
+        self.threshold = spec.check_thresholds[INT8]
+
+    def gate(self, threshold: float | None = None):
+        """check_artifact on every validating backend, plus flipped same/different decisions."""
+        threshold = self.threshold if threshold is None else threshold
+
+        def judge(path: Path) -> GateVerdict:
+            fmt = next(f for f, suffix in SUFFIX.items() if suffix == path.suffix)
+            worst = None
+            for backend in VALIDATING_BACKENDS[fmt]:
+                check = check_artifact(path, fmt=fmt, precision=INT8, backend_name=backend, inputs=self.inputs,
+                                       reference=self.reference, threshold=threshold)
+                with load(path, backend=backend) as model:
+                    flips = len(flipped_pairs(self.reference, model.infer(self.inputs), self.decision))
+                verdict = GateVerdict(check.passed and flips == 0, check.min_cosine, flips, check.reason)
+                if worst is None or worst.better_than(verdict):
+                    worst = verdict
+            return worst
+
+        return judge
+
+    def tuning(self, count: int = 8):
+        return tuning_set(self.size, self.order, self.source.reference, count)
+
+
+@pytest.fixture(scope="module")
+def workspace(converted_mobilefacenet, tmp_path_factory):
+    """A private converted folder (INT8 folders appear here, not in the session's): MobileFaceNet's
+    FP32 files, copied."""
+    zoo, download_dir, converted_dir, _ = converted_mobilefacenet
+    out = tmp_path_factory.mktemp("quantization")
+    shutil.copytree(converted_dir / MFN / "FP32", out / MFN / "FP32")
+    return zoo, download_dir, out
+
+
+@pytest.fixture(scope="module")
+def lightcnn(standin_models, tmp_path_factory):
+    """LightCNN-9 converted to FP32 IR (its 20 quantizers keep accuracy control's ranking short)."""
+    zoo, download_dir = standin_models
+    out = tmp_path_factory.mktemp("quantization-lightcnn")
+    result = convert_model(ConversionRequest(zoo.get("lightcnn"), download_dir, out, ["openvino"], ["FP32"]))
+    assert result.passed, result.error
+    return zoo, download_dir, out
+
+
+@pytest.fixture(scope="module")
+def mobilefacenet(workspace):
+    zoo, download_dir, _ = workspace
+    return Original(zoo.get(MFN), download_dir)
+
+
+def _calibration(original: Original, count: int = 24) -> CalibrationSet:
+    return calibration_inputs(original.size, original.order, count)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def test_calibration_tuning_and_validation_identities_are_disjoint():
+    ranges = synthetic_ranges()
+    spans = sorted(ranges.values())
+    for (_, last), (first, _) in zip(spans, spans[1:]):
+        assert last < first, ranges
+    # the faces actually drawn stay inside their ranges
+    calibration = calibration_inputs((112, 112), "BGR", 5)
+    low, high = ranges["calibration"]
+    assert calibration.identities[0] >= low and calibration.identities[1] <= high
+    assert calibration.kind == "synthetic" and "identities 20000..20004" in calibration.description
+
+
+def test_calibration_inputs_are_the_converted_contract(tmp_path):
+    import cv2
+
+    colour = calibration_inputs((112, 96), "BGR", 3)
+    assert colour.inputs.shape == (3, 3, 112, 96) and colour.inputs.dtype == np.float32
+    assert 0.0 <= colour.inputs.min() and colour.inputs.max() <= 255.0
+    gray = calibration_inputs((128, 128), "GRAY", 2)
+    assert gray.inputs.shape == (2, 1, 128, 128)
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for k in range(3):
+        cv2.imwrite(str(folder / f"face_{k}.png"), np.full((112, 112, 3), 40 * k, np.uint8))
+    user = calibration_inputs((112, 112), "BGR", 2, folder)
+    assert user.kind == "user" and user.count == 2 and user.record()["folder"] == str(folder)
+    cv2.imwrite(str(folder / "face_9.png"), np.zeros((250, 250, 3), np.uint8))  # a photo, not a crop
+    with pytest.raises(ImageError, match="face_9.png"):
+        calibration_inputs((112, 112), "BGR", 10, folder)
+    with pytest.raises(QuantizationError, match="calibration-size"):
+        calibration_inputs((112, 112), "BGR", 0)
+
+
+def test_empty_calibration_folder_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(QuantizationError, match="no images"):
+        calibration_inputs((112, 112), "BGR", 3, tmp_path / "empty")
+
+
+# ----------------------------------------------------------------------------- the gated ladder
+
+
+def test_good_model_passes_the_gate_and_records_the_step(workspace, mobilefacenet, tmp_path):
+    """Plain PTQ of the stand-in misses 0.99 (the colour-asymmetric face suffers most); the ladder
+    (here without its two slowest steps, accuracy control and the advanced options) passes."""
+    _, _, converted = workspace
+    output = tmp_path / f"{MFN}.xml"
+    options = LadderOptions(steps=("ptq", "ignored_scope", "mixed_precision"), target_cosine=mobilefacenet.threshold)
+    result = run_ladder(converted / MFN / "FP32" / f"{MFN}.xml", output, _calibration(mobilefacenet),
+                        mobilefacenet.tuning(), mobilefacenet.gate(), options)
+    assert result.passed, result.summary()
+    assert result.step in ("ptq", "ignored_scope", "mixed_precision")
+    assert result.candidates[0].step == "ptq" and result.record()["step"] == result.step
+    passing = [c for c in result.candidates if c.verdict.passed]
+    assert len(passing) == 1 and passing[0] is result.candidates[-1]
+    assert passing[0].verdict.min_cosine >= mobilefacenet.threshold and passing[0].verdict.flips == 0
+    assert passing[0].quantizers >= result.fp32_quantizers // 2  # at most half of the layers kept float
+    assert output.is_file() and output.with_suffix(".bin").is_file()
+    with load(output) as model:  # OpenVINO runs it, and it still matches the original
+        assert model.infer(mobilefacenet.inputs).shape == mobilefacenet.reference.shape
+
+
+def test_constant_calibration_fails_every_step_and_publishes_nothing(lightcnn):
+    """Calibrating on flat grey images breaks the ranges; the whole ladder runs, nothing passes,
+    no INT8 folder appears, and the record says by how much the best candidate missed."""
+    import cv2
+
+    zoo, download_dir, converted = lightcnn
+    folder = converted / "constant-crops"
+    folder.mkdir(exist_ok=True)
+    for k in range(6):
+        cv2.imwrite(str(folder / f"grey_{k}.png"), np.full((128, 128, 3), 128, np.uint8))
+    options = LadderOptions(max_float_share=0.2, ranking_subset_size=2)
+    done = quantize_converted(zoo.get("lightcnn"), download_dir, converted, precisions=(INT8,), calibration_size=6,
+                              calibration_images=folder, formats=("openvino",), options=options,
+                              tuning_size=4, gate_faces=8)
+    assert done.published == []
+    assert not (converted / "lightcnn" / INT8).exists()
+    assert not [p for p in (converted / "lightcnn").iterdir() if p.name.startswith(".")]  # no scratch left
+    ladder = done.int8["ladders"][0]
+    assert ladder["passed"] is False and ladder["step"] is None
+    assert [c["step"] for c in ladder["candidates"]][:3] == ["ptq", "accuracy_control", "ignored_scope"]
+    assert {"advanced", "mixed_precision"} <= {c["step"] for c in ladder["candidates"]}
+    assert ladder["missed_by"]["cosine"] > 0 and "missed by" in ladder["summary"]
+    assert done.int8["calibration"]["kind"] == "user" and done.int8["calibration"]["count"] == 6
+
+
+def test_mutated_model_fails_the_gate_and_leaves_no_file(workspace, mobilefacenet, tmp_path):
+    import openvino as ov
+
+    _, _, converted = workspace
+    model = ov.Core().read_model(str(converted / MFN / "FP32" / f"{MFN}.xml"))
+    for op in model.get_ordered_ops():  # mutate: perturb the weights of the third convolution
+        if op.get_type_name() == "Constant" and len(op.get_output_shape(0)) == 4 and op.get_output_shape(0)[1] > 3:
+            weights = op.get_data().copy()
+            weights += np.random.default_rng(0).normal(0, 0.5 * float(np.std(weights)), weights.shape).astype(weights.dtype)
+            op.output(0).replace(ov.opset13.constant(weights).output(0))
+            break
+    mutated = tmp_path / "mutated.xml"
+    ov.save_model(model, str(mutated), compress_to_fp16=False)
+    output = tmp_path / "out" / f"{MFN}.xml"
+    output.parent.mkdir()
+    result = run_ladder(mutated, output, _calibration(mobilefacenet, 16), mobilefacenet.tuning(4),
+                        mobilefacenet.gate(), LadderOptions(steps=("ptq", "ignored_scope")))
+    assert not result.passed and result.step is None
+    assert [c.step for c in result.candidates] == ["ptq", "ignored_scope"]
+    assert all(not c.verdict.passed for c in result.candidates)
+    assert list(output.parent.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- every artifact loads
+
+
+def test_int8_and_bf16_artifacts_load_and_run_in_every_backend(workspace, mobilefacenet, tmp_path):
+    from facezoo.converters.model_card import CARD_NAME
+    from facezoo.quantization import card_fields_for
+
+    _, _, converted = workspace
+    fp32 = converted / MFN / "FP32"
+    lenient = mobilefacenet.gate(threshold=0.5)  # loading is the point here, not accuracy
+    calibration = _calibration(mobilefacenet, 8)
+    tuning = mobilefacenet.tuning(4)
+    folder = tmp_path / INT8
+    folder.mkdir()
+    for fmt in ("openvino", "onnx"):
+        result = run_ladder(fp32 / f"{MFN}{SUFFIX[fmt]}", folder / f"{MFN}{SUFFIX[fmt]}", calibration, tuning,
+                            lenient, LadderOptions(steps=("ptq",)))
+        assert result.passed and result.step == "ptq"
+    import onnx
+
+    graph = onnx.load(str(folder / f"{MFN}.onnx")).graph
+    assert {n.op_type for n in graph.node} >= {"QuantizeLinear", "DequantizeLinear"}
+    assert graph.input[0].name == "data" and graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch kept
+    runs = {}
+    for path, backends in ((folder / f"{MFN}.xml", ("openvino",)), (folder / f"{MFN}.onnx", ("onnxruntime", "openvino"))):
+        for backend in backends:
+            with load(path, backend=backend) as model:
+                for batch in (1, 3):
+                    out = model.infer(mobilefacenet.inputs[:batch])
+                    assert out.shape == (batch, 512) and np.all(np.isfinite(out))
+                runs[(path.suffix, backend)] = model.infer(mobilefacenet.inputs)
+    cos = lambda a, b: float(np.min(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
+    assert cos(runs[(".onnx", "onnxruntime")], runs[(".onnx", "openvino")]) > 0.98  # the same QDQ graph
+
+    bf16 = tmp_path / BF16
+    write_bf16(fp32 / f"{MFN}.xml", bf16 / f"{MFN}.xml")
+    card = json.loads((fp32 / CARD_NAME).read_text())
+    (bf16 / CARD_NAME).write_text(json.dumps({**card, "precision": BF16, **card_fields_for(BF16)}))
+    with load(bf16 / f"{MFN}.xml") as model:
+        assert model.backend.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "bf16"
+        assert model.artifact.precision == BF16
+        out = model.infer(mobilefacenet.inputs)
+    assert cos(out, mobilefacenet.reference) > 0.999
+    with load(bf16 / f"{MFN}.xml", precision_hint="f32") as model:  # an explicit hint wins over the card
+        assert model.backend.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
+
+
+def test_reference_gate_agrees_with_the_check_artifact_gate(workspace, mobilefacenet):
+    _, _, converted = workspace
+    path = converted / MFN / "FP32" / f"{MFN}.onnx"
+    mine = reference_gate(mobilefacenet.inputs, mobilefacenet.reference, min_cosine=0.99999,
+                          decision_threshold=mobilefacenet.decision)(path)
+    theirs = mobilefacenet.gate(0.99999)(path)
+    assert mine.passed and theirs.passed and mine.flips == theirs.flips == 0
+    assert abs(mine.min_cosine - theirs.min_cosine) < 1e-6
