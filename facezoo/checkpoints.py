@@ -16,10 +16,12 @@ shape (preferring ``_backbone.`` over ``network.`` over bare keys), fills the ne
 a ``LoadReport`` of what it loaded and what it ignored, and why. A missing or mis-shaped backbone
 parameter is a ``CheckpointError`` naming the key and both shapes.
 
-Before MindSpore sees a file, ``scan_checkpoint`` walks its protobuf wire format (only the record
-headers; tensor bytes are skipped): MindSpore 2.10 parses some malformed files without complaint
-(a tensor shorter than its dims say) and crashes the process on others (negative dims), so a file
-that does not pass the scan never reaches it.
+``scan_checkpoint`` walks the file's protobuf wire format (record headers; tensor bytes are not
+read) and ``read_checkpoint`` reads the tensors itself from the same walk, never through
+``mindspore.load_checkpoint``: MindSpore 2.10 parses some malformed files without complaint (a
+tensor shorter than its dims say), crashes the process on others (negative dims), and refuses a
+checkpoint larger than the machine's *free* memory, page cache not counted (seen here: a 437 MB
+stand-in refused with 18 GB available, right after downloading it filled the cache).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ _ITEMSIZE: dict[str, float | None] = {
     "Float16": 2, "Float32": 4, "Float64": 8, "Bool": 1, "BFloat16": 2, "Int4": 0.5, "str": None,
 }
 _CRC_TRAILER = 17
+_NUMPY_DTYPE = {
+    "Int8": np.int8, "UInt8": np.uint8, "Int16": np.int16, "UInt16": np.uint16, "Int32": np.int32,
+    "UInt32": np.uint32, "Int64": np.int64, "UInt64": np.uint64, "Float16": np.float16, "Float32": np.float32,
+    "Float64": np.float64, "Bool": np.bool_,
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class CheckpointEntry:
     shape: tuple[int, ...]
     dtype: str  # MindSpore's tensor_type string, e.g. "Float32"
     nbytes: int
+    chunks: tuple[tuple[int, int], ...] = ()  # (start, stop) of its bytes in the file, in order
 
 
 class _Malformed(Exception):
@@ -117,10 +125,10 @@ def _int64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _parse_tensor(buf, start: int, stop: int) -> tuple[list[int], str | None, int]:
+def _parse_tensor(buf, start: int, stop: int) -> tuple[list[int], str | None, list[tuple[int, int]]]:
     dims: list[int] = []
     dtype = None
-    content = 0
+    content: list[tuple[int, int]] = []
     for number, wire, value, at in _fields(buf, start, stop):
         if number == 1:
             if wire == 0:
@@ -142,7 +150,7 @@ def _parse_tensor(buf, start: int, stop: int) -> tuple[list[int], str | None, in
         elif number == 3:
             if wire != 2:
                 raise _Malformed("tensor_content has the wrong wire type", at)
-            content += value[1] - value[0]
+            content.append(value)
     return dims, dtype, content
 
 
@@ -168,7 +176,7 @@ def _scan(buf, size: int) -> list[CheckpointEntry]:
                     f"tensor {group['name']!r} declares shape {tuple(dims)} {group['dtype']} "
                     f"({expected} bytes) but holds {group['bytes']} bytes", group["at"])
         shape = () if dims == [0] and group["bytes"] != 0 else tuple(dims)
-        entries.append(CheckpointEntry(group["name"], shape, group["dtype"], group["bytes"]))
+        entries.append(CheckpointEntry(group["name"], shape, group["dtype"], group["bytes"], tuple(group["chunks"])))
 
     for number, wire, value, at in _fields(buf, 0, end):
         if number != 1 or wire != 2:
@@ -196,7 +204,8 @@ def _scan(buf, size: int) -> list[CheckpointEntry]:
             if not has_map:
                 raise _Malformed(f"record {tag!r} holds no tensor", at)
             continue  # a map parameter: not ours to check
-        dims, dtype, content = _parse_tensor(buf, tensor[0], tensor[1])
+        dims, dtype, chunks = _parse_tensor(buf, tensor[0], tensor[1])
+        content = sum(stop - start for start, stop in chunks)
         if dtype not in _ITEMSIZE:
             raise _Malformed(f"tensor {tag!r} has unknown type {dtype!r}", at)
         if any(d < 0 for d in dims):
@@ -205,12 +214,13 @@ def _scan(buf, size: int) -> list[CheckpointEntry]:
             if group["dims"] != dims or group["dtype"] != dtype:
                 raise _Malformed(f"slices of tensor {tag!r} disagree on shape or type", at)
             group["bytes"] += content
+            group["chunks"] += chunks
             continue
         close(group)
         if tag in seen:
             raise _Malformed(f"parameter {tag!r} appears twice", at)
         seen.add(tag)
-        group = {"name": tag, "dims": dims, "dtype": dtype, "bytes": content, "at": at}
+        group = {"name": tag, "dims": dims, "dtype": dtype, "bytes": content, "chunks": list(chunks), "at": at}
     close(group)
     return entries
 
@@ -253,25 +263,32 @@ def scan_checkpoint(path: str | os.PathLike) -> list[CheckpointEntry]:
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """All tensors of a checkpoint as numpy arrays, in file order (structure checked first)."""
-    path = Path(path)
-    scan_checkpoint(path)
-    import mindspore as ms
+    """All tensors of a checkpoint as numpy arrays, in file order (structure checked first).
 
-    try:
-        loaded = ms.load_checkpoint(str(path))
-    except (ValueError, RuntimeError, TypeError, KeyError, OSError, MemoryError, IndexError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: MindSpore cannot read the checkpoint: {first}") from None
+    Read from the file's own bytes, as MindSpore lays them out (little-endian, C order; strings as
+    UTF-8); types numpy has no dtype for (BFloat16, Int4) and map parameters become placeholders
+    that the load report lists.
+    """
+    path = Path(path)
+    entries = scan_checkpoint(path)
     arrays: dict[str, np.ndarray] = {}
-    for name, value in loaded.items():
-        if isinstance(value, str):
-            arrays[name] = np.array(value)
-        elif hasattr(value, "asnumpy"):
-            arrays[name] = value.asnumpy()
-        else:  # map parameters and the like: keep a placeholder so they are reported
-            arrays[name] = np.array(None, dtype=object)
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            for entry in entries:
+                arrays[entry.name] = _entry_array(buf, entry)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {exc.strerror or exc}") from None
     return arrays
+
+
+def _entry_array(buf, entry: CheckpointEntry) -> np.ndarray:
+    data = b"".join(bytes(buf[start:stop]) for start, stop in entry.chunks)
+    if entry.dtype == "str":
+        return np.array(data.decode("utf-8", errors="replace"))
+    dtype = _NUMPY_DTYPE.get(entry.dtype)
+    if dtype is None:
+        return np.array(None, dtype=object)
+    return np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(entry.shape)
 
 
 # --------------------------------------------------------------------------------------------

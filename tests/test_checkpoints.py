@@ -344,3 +344,33 @@ def test_scan_reports_sliced_tensors_and_accepts_the_crc_trailer(tmp_path):
         assert scanned["big"].shape == (600, 512) and scanned["big"].dtype == "Float32"
         assert scanned["big"].nbytes == big.nbytes
         np.testing.assert_array_equal(read_checkpoint(path)["big"], big)
+
+
+def test_facezoo_reads_what_mindspore_writes_without_mindspore(tmp_path):
+    """read_checkpoint takes the tensors from the file's bytes: every dtype MindSpore writes, the
+    same values as mindspore.load_checkpoint, and MindSpore is never imported for it (its reader
+    refuses files larger than the machine's free memory, page cache not counted)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "types.ckpt"
+    values = {
+        "w32": np.random.default_rng(0).standard_normal((7, 5, 3)).astype(np.float32),
+        "w16": np.random.default_rng(1).standard_normal((4, 9)).astype(np.float16),
+        "w64": np.arange(6, dtype=np.float64).reshape(2, 3),
+        "step": np.array([181952], np.int32),
+        "count": np.array([3, 1 << 40], np.int64),
+        "flag": np.array([True, False]),
+        "lr": np.array(0.001, np.float32),
+    }
+    ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in values.items()], str(path))
+    ours = read_checkpoint(path)
+    theirs = ms.load_checkpoint(str(path))
+    assert list(ours) == list(theirs) == list(values)
+    for key, value in values.items():
+        assert ours[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(ours[key], theirs[key].asnumpy())
+        np.testing.assert_array_equal(ours[key].reshape(value.shape), value)
+    script = (f"import sys; from facezoo.checkpoints import read_checkpoint; read_checkpoint({str(path)!r}); "
+              "sys.exit(3 if 'mindspore' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 0
