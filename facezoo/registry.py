@@ -28,7 +28,10 @@ FRAMEWORKS = ("mindspore", "mxnet", "onnx")
 CHANNEL_ORDERS = ("RGB", "BGR", "GRAY")
 LAYOUTS = ("NCHW", "NHWC")
 FORMATS = ("mindir", "onnx", "openvino")
-PRECISIONS = ("FP32", "FP16")
+#: Every precision facezoo converts to (one per accuracy gate); FP32/FP16 by default, INT8 and BF16
+#: (made from the FP32 artifacts, see facezoo.quantization) when asked for.
+PRECISIONS = tuple(GATES)
+DEFAULT_PRECISIONS = ("FP32", "FP16")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -156,7 +159,7 @@ class Conversion:
     input: str | None = None  # ONNX: the graph input to feed, when the graph has several
     output: str | None = None  # ONNX: the graph output that is the embedding, when it has several
     formats: list[str] = field(default_factory=lambda: list(FORMATS))
-    precisions: list[str] = field(default_factory=lambda: list(PRECISIONS))
+    precisions: list[str] = field(default_factory=lambda: list(DEFAULT_PRECISIONS))
     opset: int = 17
 
     def validate(self) -> list[tuple[str, str]]:

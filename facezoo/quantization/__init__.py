@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
+    "build": ("GATE_FACES", "HeldOutFaces", "QuantizedBuild", "build_bf16", "build_int8", "held_out_faces"),
     "calibration": ("CALIBRATION_IDENTITY", "DEFAULT_CALIBRATION_SIZE", "TUNING_IDENTITY", "CalibrationSet",
                     "TuningSet", "calibration_inputs", "ensure_disjoint", "synthetic_ranges", "tuning_faces",
                     "tuning_set"),

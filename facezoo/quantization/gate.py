@@ -95,28 +95,29 @@ def reference_gate(
     inputs = np.ascontiguousarray(inputs, np.float32)
 
     def gate(path: Path) -> GateVerdict:
-        from facezoo.converters.validation import compare, run_batch_and_singles
+        from facezoo.converters.validation import judge, run_batch_and_singles
+        from facezoo.gates import gate_for
         from facezoo.runtime.backends import open_backend
 
+        bounds = gate_for(precision, min_cosine)
         worst: GateVerdict | None = None
         for name in backends_for_suffix.get(Path(path).suffix, ()):
             try:
                 backend = open_backend(Path(path), name)
                 try:
-                    outputs, batch_diff = run_batch_and_singles(backend, inputs)
+                    outputs, batch = run_batch_and_singles(backend, inputs)
                 finally:
                     backend.close()
             except Exception as exc:  # a candidate a backend cannot load or run fails, with why
                 return GateVerdict(False, float("nan"), len(pair_indices(len(inputs))), f"{name}: {exc}")
             outputs = outputs.reshape(len(outputs), -1)
-            metrics, passed, reason = compare(
-                reference, outputs, threshold=min_cosine, precision=precision, batch_diff=batch_diff
-            )
+            measured, problems = judge(reference, outputs, batch, bounds)
             flips = len(flipped_pairs(reference, outputs, decision_threshold))
-            reasons = [f"{name}: {reason}"] if reason else []
+            reasons = [f"{name}: {problem}" for problem in problems]
             if flips:
                 reasons.append(f"{name}: {flips} same/different decision(s) flipped at cosine {decision_threshold:.4f}")
-            verdict = GateVerdict(passed and not flips, metrics["min_cosine"], flips, "; ".join(reasons))
+            cosine = measured.min_cosine if measured else float("nan")
+            verdict = GateVerdict(not problems and not flips, cosine, flips, "; ".join(reasons))
             if worst is None or worst.better_than(verdict):
                 worst = verdict
         if worst is None:

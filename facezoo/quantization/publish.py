@@ -1,7 +1,7 @@
 """INT8 and BF16 folders beside an existing conversion, each gated and published whole.
 
-Until the conversion pipeline makes these precisions itself, the benchmark suite (and anyone
-with a converted FP32 folder) calls :func:`quantize_converted`. It reads the original model, as
+`facezoo convert --precisions …,INT8,BF16` builds these folders in the conversion itself; for a
+model already converted to FP32, :func:`quantize_converted` adds them. It reads the original model, as
 `facezoo check` does, judges every candidate on held-out faces (`facezoo check`'s faces, never
 calibration or tuning faces), writes a model card derived from the FP32 folder's, and moves a
 folder into place only when everything in it passed. A folder that misses is not published.
@@ -18,15 +18,13 @@ from typing import Callable
 
 import numpy as np
 
-from facezoo.quantization.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_TUNING_SIZE, calibration_inputs, tuning_set
+from facezoo.quantization.build import GATE_FACES, build_bf16, build_int8, held_out_faces
+from facezoo.quantization.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_TUNING_SIZE
 from facezoo.quantization.errors import QuantizationError
-from facezoo.quantization.folders import INT8_FORMATS, quantize_folder, write_bf16
-from facezoo.quantization.gate import reference_gate, separating_threshold
+from facezoo.quantization.folders import INT8_FORMATS
 from facezoo.quantization.ladder import LadderOptions
-from facezoo.quantization.precisions import BF16, INT8, card_fields_for
+from facezoo.quantization.precisions import BF16, INT8
 from facezoo.registry import ModelSpec
-
-GATE_FACES = 16  # held-out faces the gate judges on: check's faces (colour-asymmetric, then pairs)
 
 
 @dataclass
@@ -55,55 +53,36 @@ def quantize_converted(
     tuning_size: int = DEFAULT_TUNING_SIZE,
     gate_faces: int = GATE_FACES,
 ) -> QuantizedFolders:
-    from facezoo.accuracy.agreement import sample_faces
+    """INT8 and BF16 folders beside an existing converted FP32 folder, each published whole."""
     from facezoo.converters.pipeline import ConversionRequest, open_source, publish_precisions
-    from facezoo.preprocessing import to_model_input
-    from facezoo.runtime.precision import bf16_problem
 
-    name, size = spec.name, (spec.input.height, spec.input.width)
-    order = spec.converted.channel_order
+    name = spec.name
     fp32 = Path(converted_dir) / name / "FP32"
     if not (fp32 / "model_card.json").is_file():
         raise QuantizationError(f"{fp32}: no converted FP32 folder; run `facezoo convert {name}` first")
     step("loading the original model")
     source = open_source(ConversionRequest(spec, Path(download_dir), Path(converted_dir), [], []))
-    faces = sample_faces(size, None, gate_faces)
-    reference = np.asarray(source.reference(faces.images), np.float32)
-    decision = separating_threshold(reference, faces.identities)
-    inputs = to_model_input(faces.images, order)
+    held = held_out_faces(spec, source.reference, gate_faces)
     done = QuantizedFolders(name)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.quantize.", dir=Path(converted_dir) / name))
     try:
         ready = []
         if INT8 in precisions:
-            threshold = spec.check_thresholds.get(INT8, 0.99)
-            options = options or LadderOptions()
-            options = LadderOptions(**{**options.__dict__, "target_cosine": threshold})
-            gate = reference_gate(inputs, reference, min_cosine=threshold, decision_threshold=decision)
-            step("calibration faces")
-            calibration = calibration_inputs(size, order, calibration_size, calibration_images)
-            tuning = tuning_set(size, order, source.reference, tuning_size)
-            result = quantize_folder(name, fp32, scratch / INT8, calibration, tuning, gate, formats, options, step)
-            done.int8 = {**result.record(), "gate_faces": faces.sources, "decision_threshold": decision}
-            if result.passed:
-                _write_card(fp32, scratch / INT8, INT8, {"quantization": done.int8})
+            built = build_int8(spec, source.reference, held, fp32, scratch / INT8, calibration_size=calibration_size,
+                               calibration_images=calibration_images, formats=formats, options=options,
+                               tuning_size=tuning_size, step=step)
+            done.int8 = built.card["quantization"]
+            if built.passed:
+                _write_card(fp32, scratch / INT8, INT8, built.card)
                 ready.append(INT8)
         if BF16 in precisions:
-            problem = bf16_problem()
-            if problem:
-                done.bf16 = {"passed": False, "reason": f"not built: this CPU cannot run bf16 ({problem})"}
-            else:
-                threshold = spec.check_thresholds.get("FP16", 0.999)
-                folder = scratch / BF16
-                write_bf16(fp32 / f"{name}.xml", folder / f"{name}.xml")
-                _write_card(fp32, folder, BF16, card_fields_for(BF16))  # before the gate: the runtime reads it
-                gate = reference_gate(inputs, reference, min_cosine=threshold, decision_threshold=decision, precision=BF16)
-                step("BF16 gate")
-                verdict = gate(folder / f"{name}.xml")
-                done.bf16 = {"passed": verdict.passed, "threshold": threshold, "verdict": verdict.as_dict()}
-                if verdict.passed:
-                    _write_card(fp32, folder, BF16, {**card_fields_for(BF16), "validation": [verdict.as_dict()]})
-                    ready.append(BF16)
+            (scratch / BF16).mkdir(parents=True, exist_ok=True)
+            built = build_bf16(spec, held, fp32, scratch / BF16,
+                               lambda folder, fields: _write_card(fp32, folder, BF16, fields), step)
+            done.bf16 = {"passed": built.passed, "reason": built.reason, **built.card}
+            if built.passed:
+                _write_card(fp32, scratch / BF16, BF16, built.card)
+                ready.append(BF16)
         if ready:
             publish_precisions(scratch, Path(converted_dir) / name, ready)
             done.published = ready

@@ -7,15 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facezoo.errors import FacezooError
-from facezoo.quantization.precisions import QUANTIZED_PRECISIONS
 from facezoo.registry import PRECISIONS
 
 SUFFIX_FOR_FORMAT = {"openvino": ".xml", "onnx": ".onnx", "mindir": ".mindir"}
 FORMAT_FOR_SUFFIX = {suffix: fmt for fmt, suffix in SUFFIX_FOR_FORMAT.items()}
 DEFAULT_CONVERTED_DIR = Path("converted")
-# Precision folders looked up: the registry's, then facezoo.quantization's INT8 and BF16 (a no-op
-# once registry.PRECISIONS lists them too).
-ARTIFACT_PRECISIONS = tuple(dict.fromkeys((*PRECISIONS, *QUANTIZED_PRECISIONS)))
 
 
 class ModelNotFoundError(FacezooError):
@@ -46,7 +42,7 @@ def artifact_from_path(path: Path) -> Artifact:
         raise ModelNotFoundError(f"{path}: not a converted model (expected {', '.join(FORMAT_FOR_SUFFIX)})")
     card_path = path.parent / "model_card.json"
     card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else None
-    precision = (card or {}).get("precision") or (path.parent.name if path.parent.name in ARTIFACT_PRECISIONS else "FP32")
+    precision = (card or {}).get("precision") or (path.parent.name if path.parent.name in PRECISIONS else "FP32")
     model = (card or {}).get("model") or path.stem
     return Artifact(path, model, fmt, precision, card)
 
@@ -55,7 +51,7 @@ def find_artifacts(model: str, converted_dir: Path = DEFAULT_CONVERTED_DIR, form
     """Every converted file of `model` under converted_dir/<model>/<PRECISION>/, best first."""
     folder = Path(converted_dir) / model
     found = []
-    for precision in precisions or ARTIFACT_PRECISIONS:
+    for precision in precisions or PRECISIONS:
         for fmt in formats or SUFFIX_FOR_FORMAT:
             path = folder / precision / f"{model}{SUFFIX_FOR_FORMAT[fmt]}"
             if path.is_file():
@@ -71,7 +67,7 @@ def resolve_artifact(
     if candidate.suffix in FORMAT_FOR_SUFFIX and (candidate.exists() or "/" in model):
         return artifact_from_path(candidate)
     formats = [fmt] if fmt else list(SUFFIX_FOR_FORMAT)
-    precisions = [precision] if precision else list(ARTIFACT_PRECISIONS)
+    precisions = [precision] if precision else list(PRECISIONS)
     found = find_artifacts(model, converted_dir, formats, precisions)
     if not found:
         raise ModelNotFoundError(
