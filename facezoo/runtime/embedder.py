@@ -53,12 +53,15 @@ class Embedder:
         backend: str | None = None,
         batch_size: int = 32,
         resize: bool = False,
+        threads: int | None = None,
+        performance_hint: str | None = None,
     ):
         if isinstance(model, FaceModel):
             self.model = model
         else:
             artifact = resolve_artifact(str(model), converted_dir, format, precision)
-            self.model = load(artifact.path, device=device, backend=backend)
+            self.model = load(artifact.path, device=device, backend=backend, threads=threads,
+                              performance_hint=performance_hint)
         self.batch_size = batch_size
         self.resize = resize
         _, channels, height, width = self.model.input_spec.shape
