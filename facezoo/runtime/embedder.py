@@ -38,8 +38,9 @@ class Embedder:
     plain resize on purpose. With landmarks (N x 5 x 2), each face is aligned first.
 
     Works as a Ray Data callable class: `ds.map_batches(Embedder, fn_constructor_kwargs=
-    {"model": "converted/arcface/FP32/arcface.xml"}, batch_format="numpy")` adds an
-    "embedding" column from the "image" column (BGR uint8 aligned crops).
+    {"model": "converted/arcface/FP32/arcface.xml"}, batch_format="numpy",
+    compute=ray.data.ActorPoolStrategy(size=2))` adds an "embedding" column from the "image"
+    column (BGR uint8 aligned crops); `facezoo embed-dataset` is built on it.
     """
 
     def __init__(
