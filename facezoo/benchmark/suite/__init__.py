@@ -41,6 +41,13 @@ class SuiteOptions:
     gpu_batches: tuple[int, ...] = (1, 256)
     gpu_model: str = "arcface"
     peak_seconds: float = 2.0  # per method of the FP32 peak measurement
+    deploy: bool = True  # serving and Ray Data rows
+    deploy_model: str = "mindface-arcface-mobilefacenet"
+    deploy_clients: tuple[int, ...] = (1, 4, 16)
+    deploy_seconds: float = 5.0
+    deploy_max_batch: int = 32
+    deploy_max_delay_ms: float = 5.0
+    ray_sizes: tuple[int, ...] = (800, 1600)
 
 
 @dataclass
@@ -57,6 +64,7 @@ class SuiteRun:
     overhead: list = field(default_factory=list)
     bf16_agreement: dict[str, float] = field(default_factory=dict)
     gpu: dict = field(default_factory=dict)
+    deployment: object | None = None  # DeploymentSection: serving and Ray Data rows
 
 
 def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
@@ -74,7 +82,22 @@ def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str
     _time_matrix(run, converted_dir, console)
     run.overhead = _time_overhead(run, converted_dir, console)
     run.gpu = _time_gpu(run, converted_dir, console)
+    if options.deploy and options.deploy_model in [s.name for s in specs]:
+        from facezoo.benchmark.suite.deploy_report import time_deployment
+
+        run.deployment = time_deployment(options, converted_dir, console)
     return write_report(run)
+
+
+def run_deployment_only(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
+    """Only the serving and Ray rows, into `<machine>-deploy.{json,md}` (the full report is left alone)."""
+    from facezoo.benchmark.suite.deploy_report import time_deployment, write_deployment_report
+
+    console = console or Console(stderr=True)
+    machine = describe_machine(options.machine_name)
+    run = SuiteRun(options, machine, PeakMeasurement(0.0, "not measured", {}, 0), [load_zoo().get(options.deploy_model)])
+    converted_dir = options.converted_dir or _convert(run, console)
+    return write_deployment_report(machine, time_deployment(options, converted_dir, console), options.results_dir)
 
 
 def rerender(json_path: Path, results_dir: Path | None = None) -> dict[str, Path]:
@@ -100,6 +123,9 @@ def rerender(json_path: Path, results_dir: Path | None = None) -> dict[str, Path
     run.overhead = [OverheadFigure(**{k: v for k, v in o.items() if k not in derived}) for o in document["overhead"]]
     run.bf16_agreement = document["bf16_agreement"]
     run.gpu = document["gpu"]
+    from facezoo.benchmark.suite.deploy_report import section_from_document
+
+    run.deployment = section_from_document(document.get("deployment"))
     return write_report(run)
 
 
@@ -271,4 +297,4 @@ def _time_gpu(run: SuiteRun, converted_dir: Path, console: Console) -> dict:
     return {"measured": True, "gpus": run.machine.gpus, "targets": [asdict(t) for t in targets]}
 
 
-__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_suite"]
+__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_deployment_only", "run_suite"]

@@ -31,12 +31,21 @@ def suite(
     bf16: Annotated[
         Optional[bool], typer.Option("--bf16/--no-bf16", help="OpenVINO bf16 rows (default: if the CPU has bf16).")
     ] = None,
+    deploy: Annotated[
+        bool, typer.Option("--deploy/--no-deploy", help="Serving and Ray Data rows (needs the deploy model).")
+    ] = True,
+    deploy_only: Annotated[
+        bool, typer.Option("--deploy-only", help="Only the serving and Ray rows, into <machine>-deploy.{json,md}.")
+    ] = False,
+    deploy_model: Annotated[str, typer.Option("--deploy-model", help="Model of the serving and Ray rows.")] = (
+        "mindface-arcface-mobilefacenet"
+    ),
     render: Annotated[
         Optional[Path], typer.Option("--render", help="Only write the report again from this results JSON.")
     ] = None,
 ) -> None:
     """Convert the zoo's stand-ins, time every path, and write the report for this machine."""
-    from facezoo.benchmark.suite import SuiteOptions, rerender, run_suite
+    from facezoo.benchmark.suite import SuiteOptions, rerender, run_deployment_only, run_suite
 
     if render is not None:
         for kind, path in rerender(render).items():
@@ -55,8 +64,10 @@ def suite(
         light_batch=light_batch,
         heavy_batch=heavy_batch,
         bf16=bf16,
+        deploy=deploy,
+        deploy_model=deploy_model,
     )
-    paths = run_suite(options, err_console)
+    paths = (run_deployment_only if deploy_only else run_suite)(options, err_console)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
 

@@ -28,6 +28,11 @@ def write_report(run) -> dict[str, Path]:
     efficiency = efficiencies(run.results, run.peak.gflops)
     architectures = {spec.name: spec.architecture for spec in run.specs}
     targets = check_targets(run.overhead, efficiency, run.conversions, architectures, run.gpu)
+    deployment = getattr(run, "deployment", None)
+    if deployment is not None:
+        from facezoo.benchmark.suite.deploy_report import deployment_targets
+
+        targets += deployment_targets(deployment)
     document = to_document(
         run.results,
         run.machine,
@@ -50,6 +55,7 @@ def write_report(run) -> dict[str, Path]:
         efficiency=[{**asdict(e), "fraction": e.fraction} for e in efficiency],
         bf16_agreement=run.bf16_agreement,
         gpu=run.gpu,
+        deployment=_deployment_document(deployment),
         targets=[asdict(t) for t in targets],
     )
     paths = {"json": write_json(document, out / f"{name}.json")}
@@ -64,6 +70,14 @@ def write_report(run) -> dict[str, Path]:
     markdown = render_markdown(run, document, comparisons, precisions, efficiency, targets, paths)
     paths["markdown"] = write_bytes_atomic(out / f"{name}.md", markdown.encode())
     return paths
+
+
+def _deployment_document(deployment) -> dict | None:
+    if deployment is None:
+        return None
+    from facezoo.benchmark.suite.deploy_report import deployment_document
+
+    return deployment_document(deployment)
 
 
 def plot_conversion(conversions, path: Path, title: str) -> Path:
@@ -192,6 +206,10 @@ def render_markdown(run, document, comparisons, precisions, efficiency, targets,
                   "bf16 is a deployment option (`facezoo benchmark --precision-hint bf16`, `load(..., precision_hint=\"bf16\")`), "
                   "not a converted precision: `facezoo check` does not validate it.",
                   ""]
+    if getattr(run, "deployment", None) is not None:
+        from facezoo.benchmark.suite.deploy_report import deployment_markdown
+
+        parts += deployment_markdown(run.deployment)
     parts += ["## GPU", ""]
     if run.gpu.get("measured"):
         parts += [f"Measured on {', '.join(run.gpu.get('gpus') or ['an NVIDIA GPU'])}: see the GPU rows above.", ""]
