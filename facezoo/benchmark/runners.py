@@ -69,7 +69,10 @@ class FacezooRunner:
         self.requests = backend.optimal_requests if case.mode == "throughput" and hasattr(backend, "optimal_requests") else 1
         self.input_shape = self.model.input_spec.shape
         self.channel_order = self.model.input_spec.channel_order
-        self.embedder = Embedder(self.model, batch_size=max(case.batch, 1)) if case.preprocessing else None
+        # +pre times JPEG decode and a plain resize of 250×250 photos on purpose (speed, not accuracy):
+        # resize=True, or the raw-photo guard refuses them.
+        self.embedder = (Embedder(self.model, batch_size=max(case.batch, 1), resize=True)
+                         if case.preprocessing else None)
 
     def once(self, payload) -> None:
         if self.embedder is not None:
