@@ -389,3 +389,19 @@ def test_sigterm_drains_requests_in_flight_then_stops(converted_standin, tmp_pat
     assert "stopped" in server.output()
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/v2/health/live", timeout=2)
+
+
+def test_a_mindir_is_served_through_mindspore(converted_standin, tmp_path):
+    server = start_server([NAME, "-c", str(converted_standin.converted_dir), "--zoo", str(converted_standin.zoo_path),
+                           "--format", "mindir"], tmp_path / "serve.log")
+    try:
+        batch = _inputs(2, seed=13)
+        mindir = converted_standin.converted_dir / NAME / "FP32" / f"{NAME}.mindir"
+        expected = _facezoo_infer(tmp_path, str(mindir), batch, converted_standin)
+        meta = httpx.get(f"{server.url}/v2/models/{NAME}").json()
+        assert meta["platform"] == "mindspore_mindir"
+        body, headers = binary_infer_body(batch)
+        answer = httpx.post(f"{server.url}/v2/models/{NAME}/infer", content=body, headers=headers, timeout=60)
+        _close(read_binary_response(answer)[1], expected)
+    finally:
+        assert server.stop() == 0

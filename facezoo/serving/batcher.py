@@ -78,7 +78,11 @@ class DynamicBatcher:
         self.name = name
         self.on_batch = on_batch
         self.stats = BatchStats()
-        self._lock = threading.Condition()
+        # One lock, and a condition per thread that waits on it: each change wakes only the thread
+        # it concerns (one shared condition woke every lane on every request).
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the dispatcher: queue, idle lanes, closing
+        self._lane_wake = [threading.Condition(self._lock) for _ in lanes]
         self._queue: deque[_Ticket] = deque()
         self._queued_rows = 0  # rows not yet handed to a lane
         self._admitted = 0  # rows of unfinished tickets
@@ -113,7 +117,7 @@ class DynamicBatcher:
             self._queue.append(ticket)
             self._queued_rows += count
             self._admitted += count
-            self._lock.notify_all()
+            self._wake.notify()
         future.add_done_callback(lambda done: done.cancelled() and self._cancel(ticket))
         return future
 
@@ -121,7 +125,7 @@ class DynamicBatcher:
         """Finish what was admitted, then stop the threads."""
         with self._lock:
             self._closing = True
-            self._lock.notify_all()
+            self._wake.notify()
         for thread in self._threads:
             thread.join()
 
@@ -133,7 +137,7 @@ class DynamicBatcher:
                 self._queued_rows -= ticket.left
                 ticket.taken = len(ticket.images)
             self._release(ticket)
-            self._lock.notify_all()
+            self._wake.notify()
 
     def _release(self, ticket: _Ticket) -> None:
         if not ticket.released:
@@ -144,7 +148,7 @@ class DynamicBatcher:
         with self._lock:
             while True:
                 while not (self._queue and self._idle) and not (self._closing and not self._queue):
-                    self._lock.wait()
+                    self._wake.wait()
                 if not self._queue:  # closing and drained
                     break
                 deadline = self._queue[0].enqueued + self.options.max_delay_s
@@ -152,19 +156,19 @@ class DynamicBatcher:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    self._lock.wait(remaining)
+                    self._wake.wait(remaining)
                 if not self._queue:  # every waiting request was cancelled
                     continue
                 share = math.ceil(self._queued_rows / len(self._idle))
                 pieces = self._take(min(self.options.max_batch, share))
                 lane = self._idle.pop(0)
                 self._work[lane] = pieces
-                self._lock.notify_all()
+                self._lane_wake[lane].notify()
             for lane in range(len(self._work)):
                 while self._work[lane] is not None:
-                    self._lock.wait()
+                    self._wake.wait()
                 self._work[lane] = []  # an empty batch tells the lane to stop
-            self._lock.notify_all()
+                self._lane_wake[lane].notify()
 
     def _take(self, size: int) -> list[_Piece]:
         pieces = []
@@ -183,7 +187,7 @@ class DynamicBatcher:
         while True:
             with self._lock:
                 while self._work[index] is None:
-                    self._lock.wait()
+                    self._lane_wake[index].wait()
                 pieces = self._work[index]
             if not pieces:
                 return
@@ -191,7 +195,7 @@ class DynamicBatcher:
             with self._lock:
                 self._work[index] = None
                 self._idle.append(index)
-                self._lock.notify_all()
+                self._wake.notify()
 
     def _run(self, lane: Lane, pieces: list[_Piece]) -> None:
         parts = [piece.ticket.images[piece.start:piece.stop] for piece in pieces]

@@ -41,10 +41,20 @@ class ServingFigure:
     mean_batch: float  # images per inference after dynamic batching
     in_process: float  # images/s, the same file in process at the server's largest batch
     errors: int = 0
+    server_cpu_ms: float = 0.0  # CPU time per image: the server process (inference included)
+    client_cpu_ms: float = 0.0  # CPU time per image: the clients
+    in_process_cpu_ms: float = 0.0  # CPU time per image in process
 
     @property
     def ratio(self) -> float | None:
         return self.throughput / self.in_process if self.in_process else None
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """In-process CPU per image over served CPU per image (server and clients): what the ratio
+        would be on cores that do nothing else, whatever else shares this machine meanwhile."""
+        spent = self.server_cpu_ms + self.client_cpu_ms
+        return self.in_process_cpu_ms / spent if spent and self.in_process_cpu_ms else None
 
 
 @dataclass
@@ -81,8 +91,10 @@ class DeploymentSection:
     errors: list[str] = field(default_factory=list)
 
 
-def in_process_throughput(path: str, batch: int, seconds: float) -> float:
-    """The file loaded as `facezoo serve` loads it, fed max-size batches with every request in flight."""
+def in_process_throughput(path: str, batch: int, seconds: float) -> tuple[float, float]:
+    """The file loaded as `facezoo serve` loads it, fed max-size batches with every request in flight.
+
+    Returns images/s and CPU milliseconds per image."""
     from facezoo.runtime import load
     from facezoo.runtime.backends import backend_for
 
@@ -91,16 +103,16 @@ def in_process_throughput(path: str, batch: int, seconds: float) -> float:
         spec = model.input_spec
         batches = tensor_batches(spec.shape, spec.channel_order, batch, count=4)
         model.infer_many(batches)  # warm-up
-        images, start = 0, time.perf_counter()
+        images, start, cpu = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - start < seconds:
             model.infer_many(batches)
             images += batch * len(batches)
-        return images / (time.perf_counter() - start)
+        return images / (time.perf_counter() - start), (time.process_time() - cpu) * 1e3 / images
 
 
 def measure_serving(path: str, model: str, workdir: str, clients=(1, 4, 16), seconds: float = 5.0,
                     max_batch: int = 32, max_delay_ms: float = 5.0) -> list[dict]:
-    before = in_process_throughput(path, max_batch, seconds)
+    before, cpu_before = in_process_throughput(path, max_batch, seconds)
     log = Path(workdir) / "serve.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as sink:
@@ -119,13 +131,16 @@ def measure_serving(path: str, model: str, workdir: str, clients=(1, 4, 16), sec
         _load(host, port, name, singles, 2, 1.0)  # warm-up
         for count in clients:
             batches_before = _batch_counts(host, port)
+            server_cpu, client_cpu = _cpu_seconds(server.pid), time.process_time()
             requests, laps, errors, elapsed = _load(host, port, name, singles, count, seconds)
+            server_cpu, client_cpu = _cpu_seconds(server.pid) - server_cpu, time.process_time() - client_cpu
             batches_after = _batch_counts(host, port)
             done = batches_after[0] - batches_before[0]
             mean_batch = (batches_after[1] - batches_before[1]) / done if done else 0.0
             p50, p99 = (float(v) for v in np.percentile(np.asarray(laps) * 1e3, [50, 99])) if laps else (0.0, 0.0)
+            per_image = 1e3 / max(requests, 1)
             rows.append(ServingFigure(model, Path(path).suffix.lstrip("."), count, requests, requests / elapsed,
-                                      p50, p99, mean_batch, 0.0, errors))
+                                      p50, p99, mean_batch, 0.0, errors, server_cpu * per_image, client_cpu * per_image))
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
@@ -133,10 +148,17 @@ def measure_serving(path: str, model: str, workdir: str, clients=(1, 4, 16), sec
             server.wait(60)
         except subprocess.TimeoutExpired:
             server.kill()
-    after = in_process_throughput(path, max_batch, seconds)
+    after, cpu_after = in_process_throughput(path, max_batch, seconds)
     for row in rows:
         row.in_process = (before + after) / 2
+        row.in_process_cpu_ms = (cpu_before + cpu_after) / 2
     return [row.__dict__ | {"in_process_runs": [before, after]} for row in rows]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_ready(server: subprocess.Popen, log: Path, timeout: float = 120) -> tuple[str, int]:

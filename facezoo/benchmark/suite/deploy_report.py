@@ -51,7 +51,7 @@ def deployment_targets(section: DeploymentSection) -> list[TargetCheck]:
         checks.append(TargetCheck(
             f"serving: {busiest.clients} clients with dynamic batching ≥ {SERVING_TARGET:.0%} of in-process throughput",
             f"{100 * busiest.ratio:.1f} % ({busiest.throughput:.1f} of {busiest.in_process:.1f} img/s, "
-            f"mean batch {busiest.mean_batch:.1f})", met,
+            f"mean batch {busiest.mean_batch:.1f}; CPU ratio {_percent(busiest.cpu_ratio)})", met,
             "" if met else f"missed by {100 * (SERVING_TARGET - busiest.ratio):.1f} points"))
     else:
         checks.append(TargetCheck("serving ≥ 90 % of in-process throughput", "not measured", None,
@@ -70,10 +70,14 @@ def deployment_targets(section: DeploymentSection) -> list[TargetCheck]:
     return checks
 
 
+def _percent(value: float | None) -> str:
+    return f"{100 * value:.1f} %" if value is not None else "-"
+
+
 def deployment_document(section: DeploymentSection) -> dict:
     return {
         "settings": section.settings,
-        "serving": [{**asdict(row), "ratio": row.ratio} for row in section.serving],
+        "serving": [{**asdict(row), "ratio": row.ratio, "cpu_ratio": row.cpu_ratio} for row in section.serving],
         "ray": {**asdict(section.ray), "throughput": section.ray.throughput, "marginal": section.ray.marginal,
                 "ratio": section.ray.ratio} if section.ray else None,
         "errors": section.errors,
@@ -98,10 +102,15 @@ def deployment_markdown(section: DeploymentSection) -> list[str]:
             "Clients and server share the machine's cores. In process: the same file, THROUGHPUT hint, batches of "
             "--max-batch with every request in flight (mean of a run before and one after the server).",
             "",
-            "| clients | requests | img/s | p50 ms | p99 ms | mean batch | in process img/s | served / in process |",
-            "|---|---|---|---|---|---|---|---|",
+            "| clients | requests | img/s | p50 ms | p99 ms | mean batch | in process img/s | served / in process "
+            "| CPU ms per image: server + clients / in process | CPU ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *[f"| {r.clients} | {r.requests} | {r.throughput:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.mean_batch:.1f} "
-              f"| {r.in_process:.1f} | {100 * r.ratio:.1f} % |" for r in section.serving],
+              f"| {r.in_process:.1f} | {100 * r.ratio:.1f} % | {r.server_cpu_ms:.2f} + {r.client_cpu_ms:.2f} / "
+              f"{r.in_process_cpu_ms:.2f} | {_percent(r.cpu_ratio)} |" for r in section.serving],
+            "",
+            "CPU ratio: CPU time per image in process over that of server and clients together, read from /proc: "
+            "what the served / in-process ratio is on cores that do nothing else, whoever else shares the machine.",
             "",
         ]
     ray = section.ray
