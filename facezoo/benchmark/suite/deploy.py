@@ -66,10 +66,18 @@ class RayFigure:
     startup_s: float  # ray.init on this machine
     actors: int
     error: str = ""
+    cpu_ms: list[float] = field(default_factory=list)  # CPU per face of each job: driver and every Ray process
+    in_process_cpu_ms: float = 0.0
+    in_process_runs: list[float] = field(default_factory=list)  # before and after the Ray jobs
 
     @property
     def throughput(self) -> float:
         return self.images[-1] / self.seconds[-1] if self.seconds else 0.0
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """In-process CPU per face over the larger job's: the ratio on cores that do nothing else."""
+        return self.in_process_cpu_ms / self.cpu_ms[-1] if self.cpu_ms and self.cpu_ms[-1] else None
 
     @property
     def marginal(self) -> float:
@@ -249,25 +257,48 @@ def measure_ray(path: str, model: str, workdir: str, sizes=(800, 1600), batch_si
     files = sorted(folders[sizes[-1]].iterdir())
     embedder = Embedder(path, batch_size=batch_size)
     embedder.embed([synthetic_face(1)])  # warm-up
-    start = time.perf_counter()
-    for first in range(0, len(files), batch_size):
-        images = [cv2.imdecode(np.fromfile(str(f), np.uint8), cv2.IMREAD_COLOR) for f in files[first:first + batch_size]]
-        embedder.embed(images)
-    in_process = len(files) / (time.perf_counter() - start)
-    embedder.close()
+
+    def in_process() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
+        for first in range(0, len(files), batch_size):
+            chunk = files[first:first + batch_size]
+            embedder.embed([cv2.imdecode(np.fromfile(str(f), np.uint8), cv2.IMREAD_COLOR) for f in chunk])
+        return len(files) / (time.perf_counter() - start), (time.process_time() - cpu) * 1e3 / len(files)
+
+    before, cpu_before = in_process()
     begin = time.perf_counter()
     ray.init(address="local", include_dashboard=False, log_to_driver=False, object_store_memory=512 << 20)
     startup = time.perf_counter() - begin
-    seconds = []
+    seconds, cpu_ms = [], []
     try:
         for size in sizes:
             job = EmbedJob(str(folders[size]), path, str(root / f"out-{size}.parquet"), actors=actors,
                            batch_size=batch_size)
+            cpu = _tree_cpu_seconds()
             seconds.append(run_embed_job(job, say=lambda _line: None).seconds)
+            cpu_ms.append((_tree_cpu_seconds() - cpu) * 1e3 / size)
     finally:
         ray.shutdown()
-    figure = RayFigure(model, list(sizes), seconds, in_process, startup, actors)
+    after, cpu_after = in_process()
+    embedder.close()
+    figure = RayFigure(model, list(sizes), seconds, (before + after) / 2, startup, actors, "", cpu_ms,
+                       (cpu_before + cpu_after) / 2, [before, after])
     return figure.__dict__
+
+
+def _tree_cpu_seconds() -> float:
+    """CPU time of this process and all its descendants, live ones and those already reaped."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # ended meanwhile: its time is in its parent's children_* once reaped
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def serving_rows(lines: list[dict]) -> list[ServingFigure]:

@@ -62,7 +62,8 @@ def deployment_targets(section: DeploymentSection) -> list[TargetCheck]:
         checks.append(TargetCheck(
             f"Ray Data: single-node embed-dataset ≥ {RAY_TARGET:.0%} of the in-process Embedder",
             f"{100 * ray.ratio:.1f} % ({ray.throughput:.1f} of {ray.in_process:.1f} faces/s, {ray.images[-1]} images; "
-            f"marginal rate {ray.marginal:.1f} faces/s = {100 * ray.marginal / ray.in_process:.1f} %)", met,
+            f"marginal rate {ray.marginal:.1f} faces/s = {100 * ray.marginal / ray.in_process:.1f} %; CPU ratio "
+            f"{_percent(ray.cpu_ratio)})", met,
             "" if met else f"missed by {100 * (RAY_TARGET - ray.ratio):.1f} points"))
     else:
         checks.append(TargetCheck("Ray Data ≥ 90 % of the in-process Embedder", "not measured", None,
@@ -79,7 +80,7 @@ def deployment_document(section: DeploymentSection) -> dict:
         "settings": section.settings,
         "serving": [{**asdict(row), "ratio": row.ratio, "cpu_ratio": row.cpu_ratio} for row in section.serving],
         "ray": {**asdict(section.ray), "throughput": section.ray.throughput, "marginal": section.ray.marginal,
-                "ratio": section.ray.ratio} if section.ray else None,
+                "ratio": section.ray.ratio, "cpu_ratio": section.ray.cpu_ratio} if section.ray else None,
         "errors": section.errors,
     }
 
@@ -121,10 +122,15 @@ def deployment_markdown(section: DeploymentSection) -> list[str]:
             f"({ray.startup_s:.1f} s here): reading, decoding, the actors' start and model load, embedding and "
             "writing Parquet. In process: read, decode and embed the same files with one Embedder.",
             "",
-            "| images | Ray seconds | Ray faces/s | in process faces/s | Ray / in process |",
-            "|---|---|---|---|---|",
-            *[f"| {n} | {s:.1f} | {n / s:.1f} | {ray.in_process:.1f} | {100 * n / s / ray.in_process:.1f} % |"
-              for n, s in zip(ray.images, ray.seconds)],
+            "| images | Ray seconds | Ray faces/s | in process faces/s | Ray / in process | CPU ms per face: Ray / in process "
+            "| CPU ratio |",
+            "|---|---|---|---|---|---|---|",
+            *[f"| {n} | {s:.1f} | {n / s:.1f} | {ray.in_process:.1f} | {100 * n / s / ray.in_process:.1f} % "
+              f"| {c:.2f} / {ray.in_process_cpu_ms:.2f} | {_percent(ray.in_process_cpu_ms / c if c else None)} |"
+              for n, s, c in zip(ray.images, ray.seconds, ray.cpu_ms or [0.0] * len(ray.images))],
+            "",
+            "In process: the mean of a run before and one after the Ray jobs. Ray's CPU: the driver and every process "
+            "of the local Ray (raylet, GCS, workers, actors), from psutil.",
             "",
             f"Marginal rate (the extra {ray.images[-1] - ray.images[0]} images of the larger job): "
             f"{ray.marginal:.1f} faces/s, {100 * ray.marginal / ray.in_process:.1f} % of in process.",
