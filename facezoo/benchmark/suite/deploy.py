@@ -274,9 +274,9 @@ def measure_ray(path: str, model: str, workdir: str, sizes=(800, 1600), batch_si
         for size in sizes:
             job = EmbedJob(str(folders[size]), path, str(root / f"out-{size}.parquet"), actors=actors,
                            batch_size=batch_size)
-            cpu = _tree_cpu_seconds()
-            seconds.append(run_embed_job(job, say=lambda _line: None).seconds)
-            cpu_ms.append((_tree_cpu_seconds() - cpu) * 1e3 / size)
+            with TreeCpu() as cpu:
+                seconds.append(run_embed_job(job, say=lambda _line: None).seconds)
+            cpu_ms.append(cpu.seconds * 1e3 / size)
     finally:
         ray.shutdown()
     after, cpu_after = in_process()
@@ -286,19 +286,51 @@ def measure_ray(path: str, model: str, workdir: str, sizes=(800, 1600), batch_si
     return figure.__dict__
 
 
-def _tree_cpu_seconds() -> float:
-    """CPU time of this process and all its descendants, live ones and those already reaped."""
-    import psutil
+class TreeCpu:
+    """CPU seconds of this process and every descendant while the block runs, Ray's included.
 
-    total = 0.0
-    me = psutil.Process()
-    for process in [me, *me.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:  # ended meanwhile: its time is in its parent's children_* once reaped
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
+    Sampled every `interval` per process id, so that a worker or actor that exits keeps the time
+    it had used (lost: at most its last interval); reaped children are not added twice.
+    """
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = interval
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self, starting: bool = False) -> None:
+        import psutil
+
+        me = psutil.Process()
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            key = process.pid
+            # running before the block: count from now; started during it: count from zero
+            self.first.setdefault(key, times.user + times.system if starting else 0.0)
+            self.last[key] = times.user + times.system
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> "TreeCpu":
+        self._sample(starting=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[pid] - self.first.get(pid, 0.0) for pid in self.last)
 
 
 def serving_rows(lines: list[dict]) -> list[ServingFigure]:
