@@ -47,24 +47,29 @@ def deployment_targets(section: DeploymentSection) -> list[TargetCheck]:
     checks = []
     busiest = max(section.serving, key=lambda row: row.clients, default=None)
     if busiest and busiest.ratio is not None:
-        met = busiest.ratio >= SERVING_TARGET
+        # Both the wall-clock and the CPU ratio must reach it: on a machine shared with other work the
+        # wall-clock one swings both ways, the CPU one does not.
+        worst = min(busiest.ratio, busiest.cpu_ratio if busiest.cpu_ratio is not None else busiest.ratio)
+        met = worst >= SERVING_TARGET
         checks.append(TargetCheck(
             f"serving: {busiest.clients} clients with dynamic batching ≥ {SERVING_TARGET:.0%} of in-process throughput",
             f"{100 * busiest.ratio:.1f} % ({busiest.throughput:.1f} of {busiest.in_process:.1f} img/s, "
             f"mean batch {busiest.mean_batch:.1f}; CPU ratio {_percent(busiest.cpu_ratio)})", met,
-            "" if met else f"missed by {100 * (SERVING_TARGET - busiest.ratio):.1f} points"))
+            "" if met else f"missed by {100 * (SERVING_TARGET - worst):.1f} points"))
     else:
         checks.append(TargetCheck("serving ≥ 90 % of in-process throughput", "not measured", None,
                                   "; ".join(section.errors) or "no serving rows"))
     ray = section.ray
     if ray and ray.ratio is not None:
-        met = ray.ratio >= RAY_TARGET
+        worst = min(ray.ratio, ray.cpu_ratio if ray.cpu_ratio is not None else ray.ratio)
+        met = worst >= RAY_TARGET
         checks.append(TargetCheck(
             f"Ray Data: single-node embed-dataset ≥ {RAY_TARGET:.0%} of the in-process Embedder",
             f"{100 * ray.ratio:.1f} % ({ray.throughput:.1f} of {ray.in_process:.1f} faces/s, {ray.images[-1]} images; "
             f"marginal rate {ray.marginal:.1f} faces/s = {100 * ray.marginal / ray.in_process:.1f} %; CPU ratio "
             f"{_percent(ray.cpu_ratio)})", met,
-            "" if met else f"missed by {100 * (RAY_TARGET - ray.ratio):.1f} points"))
+            "" if met else f"missed by {100 * (RAY_TARGET - worst):.1f} points (the lower of the wall-clock "
+            "and the CPU ratio)"))
     else:
         checks.append(TargetCheck("Ray Data ≥ 90 % of the in-process Embedder", "not measured", None,
                                   "; ".join(section.errors) or "no Ray row"))
@@ -139,6 +144,17 @@ def deployment_markdown(section: DeploymentSection) -> list[str]:
     for error in section.errors:
         parts += [f"- failed: {error}", ""]
     return parts
+
+
+def rerender_deployment(json_path: Path) -> dict[str, Path]:
+    """Write `<machine>-deploy.md` again from its JSON (after a change to the report)."""
+    import json
+
+    from facezoo.benchmark.machine import MachineInfo
+
+    document = json.loads(Path(json_path).read_text(encoding="utf-8"))
+    return write_deployment_report(MachineInfo(**document["machine"]), section_from_document(document["deployment"]),
+                                   Path(json_path).parent)
 
 
 def write_deployment_report(machine, section: DeploymentSection, results_dir: Path) -> dict[str, Path]:
