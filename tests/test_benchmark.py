@@ -248,7 +248,8 @@ def test_suite_writes_json_markdown_and_figures(converted_mobilefacenet, tmp_pat
     options = SuiteOptions(
         models=[MFN], results_dir=tmp_path / "results", machine_name="test-machine", seconds=0.05, warmup=0,
         converted_dir=out, light_batch=2, overhead_models=(MFN,), overhead_batches=(1, 2), overhead_rounds=1,
-        bf16=True, peak_seconds=0.05,
+        bf16=True, peak_seconds=0.05, workdir=tmp_path / "work", deploy_clients=(1, 3), deploy_seconds=0.3,
+        ray_sizes=(12, 24),
     )
     paths = run_suite(options)
     assert {p.name for p in (tmp_path / "results").iterdir()} == {
@@ -263,8 +264,15 @@ def test_suite_writes_json_markdown_and_figures(converted_mobilefacenet, tmp_pat
     targets = {t["target"].split(":")[0]: t for t in document["targets"]}
     assert targets["runtime overhead"]["met"] in (True, False)
     assert targets["GPU"]["met"] is None or document["gpu"]["measured"]
+    deployment = document["deployment"]
+    assert not deployment["errors"], deployment["errors"]
+    assert [row["clients"] for row in deployment["serving"]] == [1, 3]
+    assert all(row["requests"] > 0 and row["errors"] == 0 and row["ratio"] > 0 for row in deployment["serving"])
+    assert deployment["ray"]["images"] == [12, 24] and deployment["ray"]["ratio"] > 0
+    assert targets["serving"]["met"] in (True, False) and targets["Ray Data"]["met"] in (True, False)
     markdown = paths["markdown"].read_text(encoding="utf-8")
-    for heading in ("## Targets", "## Every case", "## Runtime overhead", "## FP16 against FP32", "## GPU"):
+    for heading in ("## Targets", "## Every case", "## Runtime overhead", "## FP16 against FP32", "## GPU",
+                    "## Serving: `facezoo serve`", "## Ray Data: `facezoo embed-dataset`"):
         assert heading in markdown
     assert "stand-in" in markdown
     # The report can be written again from the results file alone, identically.

@@ -69,6 +69,7 @@ class FacezooRunner:
         self.requests = backend.optimal_requests if case.mode == "throughput" and hasattr(backend, "optimal_requests") else 1
         self.input_shape = self.model.input_spec.shape
         self.channel_order = self.model.input_spec.channel_order
+        # +pre: JPEG decode, then 5-point alignment with the photos' landmarks, as a deployment does
         self.embedder = Embedder(self.model, batch_size=max(case.batch, 1)) if case.preprocessing else None
 
     def once(self, payload) -> None:

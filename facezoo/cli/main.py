@@ -15,7 +15,10 @@ app = typer.Typer(
 )
 
 # One module per command group; a module that is not written yet is simply absent.
-COMMAND_MODULES = ("info", "standins", "download", "convert", "demo", "run", "check", "evaluate", "benchmark")
+COMMAND_MODULES = (
+    "info", "standins", "download", "convert", "demo", "run", "check", "evaluate", "benchmark", "serve", "export",
+    "embed_dataset",
+)
 
 for _module in COMMAND_MODULES:
     try:

@@ -40,6 +40,17 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def optimal_requests(self) -> int: ...
+
+    def new_request(self) -> "InferRequest": ...
+
+
+class InferRequest(Protocol):
+    """One lane of inference a caller's thread may drive on its own, beside other lanes."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
 
 @dataclass
 class BackendOptions:
@@ -55,8 +66,13 @@ class BackendOptions:
 class _Sequential:
     """infer_many for libraries without an asynchronous queue: one batch after another."""
 
+    optimal_requests = 1  # one call at a time already uses every core
+
     def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
         return [self.infer(batch) for batch in batches]
+
+    def new_request(self) -> "InferRequest":
+        return self
 
 
 class OnnxRuntimeBackend(_Sequential):
@@ -152,6 +168,10 @@ class OpenVinoBackend:
             self._finish(slot, pending, results)
         return results  # type: ignore[return-value]
 
+    def new_request(self) -> "InferRequest":
+        """An asynchronous request of its own: lanes in different threads run in parallel streams."""
+        return _OpenVinoRequest(self.compiled.create_infer_request())
+
     def _finish(self, slot: int, pending: dict[int, int], results: list) -> None:
         if slot in pending:
             request = self._pool[slot]
@@ -165,6 +185,18 @@ class OpenVinoBackend:
         self._pool = []
         self.request = None
         self.compiled = None
+
+
+class _OpenVinoRequest:
+    """start_async + wait on a request of its own; the GIL is released while it runs."""
+
+    def __init__(self, request):
+        self.request = request
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.request.start_async({0: batch})  # inputs copied, as in OpenVinoBackend.infer
+        self.request.wait()
+        return self.request.get_output_tensor(0).data.copy()
 
 
 class MindSporeBackend(_Sequential):

@@ -38,8 +38,9 @@ class Embedder:
     plain resize on purpose. With landmarks (N x 5 x 2), each face is aligned first.
 
     Works as a Ray Data callable class: `ds.map_batches(Embedder, fn_constructor_kwargs=
-    {"model": "converted/arcface/FP32/arcface.xml"}, batch_format="numpy")` adds an
-    "embedding" column from the "image" column (BGR uint8 aligned crops).
+    {"model": "converted/arcface/FP32/arcface.xml"}, batch_format="numpy",
+    compute=ray.data.ActorPoolStrategy(size=2))` adds an "embedding" column from the "image"
+    column (BGR uint8 aligned crops); `facezoo embed-dataset` is built on it.
     """
 
     def __init__(
@@ -53,12 +54,15 @@ class Embedder:
         backend: str | None = None,
         batch_size: int = 32,
         resize: bool = False,
+        threads: int | None = None,
+        performance_hint: str | None = None,
     ):
         if isinstance(model, FaceModel):
             self.model = model
         else:
             artifact = resolve_artifact(str(model), converted_dir, format, precision)
-            self.model = load(artifact.path, device=device, backend=backend)
+            self.model = load(artifact.path, device=device, backend=backend, threads=threads,
+                              performance_hint=performance_hint)
         self.batch_size = batch_size
         self.resize = resize
         _, channels, height, width = self.model.input_spec.shape

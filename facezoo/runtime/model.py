@@ -48,6 +48,18 @@ class FaceModel:
         """Many batches with as many requests in flight as the backend supports (throughput)."""
         return self.backend.infer_many(self.prepare(batch) for batch in batches)
 
+    @property
+    def optimal_requests(self) -> int:
+        """How many requests the backend runs in parallel with profit (OpenVINO streams; else 1)."""
+        return self.backend.optimal_requests
+
+    def new_request(self):
+        """A lane with `infer(prepared_batch)` for one caller thread; lanes run side by side.
+
+        Batches go in already checked by `prepare`: a server prepares on its own threads.
+        """
+        return self.backend.new_request()
+
     def prepare(self, batch: np.ndarray) -> np.ndarray:
         """Check a batch against the input contract; uint8 images become float32 NCHW."""
         array = np.asarray(batch)

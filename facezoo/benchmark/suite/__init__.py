@@ -44,6 +44,13 @@ class SuiteOptions:
     quantize: bool = True  # INT8 and BF16 folders for every converted model (facezoo.quantization)
     calibration_size: int = 300  # synthetic calibration faces per model (NNCF's default subset)
     int8_formats: tuple[str, ...] = ("openvino", "onnx")
+    deploy: bool = True  # serving and Ray Data rows
+    deploy_model: str = "mindface-arcface-mobilefacenet"
+    deploy_clients: tuple[int, ...] = (1, 4, 16)
+    deploy_seconds: float = 5.0
+    deploy_max_batch: int = 32
+    deploy_max_delay_ms: float = 5.0
+    ray_sizes: tuple[int, ...] = (800, 1600)
 
 
 @dataclass
@@ -64,6 +71,7 @@ class SuiteRun:
     quantization: list[dict] = field(default_factory=list)  # facezoo.quantization records per model
     zoo_path: Path | None = None  # the stand-ins' registry (originals for the INT8 gate)
     download_dir: Path | None = None
+    deployment: object | None = None  # DeploymentSection: serving and Ray Data rows
 
 
 def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
@@ -85,7 +93,22 @@ def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str
     _time_matrix(run, converted_dir, console)
     run.overhead = _time_overhead(run, converted_dir, console)
     run.gpu = _time_gpu(run, converted_dir, console)
+    if options.deploy and options.deploy_model in [s.name for s in specs]:
+        from facezoo.benchmark.suite.deploy_report import time_deployment
+
+        run.deployment = time_deployment(options, converted_dir, console)
     return write_report(run)
+
+
+def run_deployment_only(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
+    """Only the serving and Ray rows, into `<machine>-deploy.{json,md}` (the full report is left alone)."""
+    from facezoo.benchmark.suite.deploy_report import time_deployment, write_deployment_report
+
+    console = console or Console(stderr=True)
+    machine = describe_machine(options.machine_name)
+    run = SuiteRun(options, machine, PeakMeasurement(0.0, "not measured", {}, 0), [load_zoo().get(options.deploy_model)])
+    converted_dir = options.converted_dir or _convert(run, console)
+    return write_deployment_report(machine, time_deployment(options, converted_dir, console), options.results_dir)
 
 
 def rerender(json_path: Path, results_dir: Path | None = None) -> dict[str, Path]:
@@ -113,6 +136,9 @@ def rerender(json_path: Path, results_dir: Path | None = None) -> dict[str, Path
     run.gpu = document["gpu"]
     run.peaks = {k: PeakMeasurement(**v) for k, v in document.get("peaks", {}).items()}
     run.quantization = document.get("quantization", [])
+    from facezoo.benchmark.suite.deploy_report import section_from_document
+
+    run.deployment = section_from_document(document.get("deployment"))
     return write_report(run)
 
 
@@ -314,4 +340,4 @@ def _time_gpu(run: SuiteRun, converted_dir: Path, console: Console) -> dict:
     return {"measured": True, "gpus": run.machine.gpus, "targets": [asdict(t) for t in targets]}
 
 
-__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_suite"]
+__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_deployment_only", "run_suite"]

@@ -37,14 +37,27 @@ def suite(
     calibration_size: Annotated[
         int, typer.Option("--calibration-size", help="Synthetic calibration faces per model for INT8.")
     ] = 300,
+    deploy: Annotated[
+        bool, typer.Option("--deploy/--no-deploy", help="Serving and Ray Data rows (needs the deploy model).")
+    ] = True,
+    deploy_only: Annotated[
+        bool, typer.Option("--deploy-only", help="Only the serving and Ray rows, into <machine>-deploy.{json,md}.")
+    ] = False,
+    deploy_model: Annotated[str, typer.Option("--deploy-model", help="Model of the serving and Ray rows.")] = (
+        "mindface-arcface-mobilefacenet"
+    ),
     render: Annotated[
         Optional[Path], typer.Option("--render", help="Only write the report again from this results JSON.")
     ] = None,
 ) -> None:
     """Convert the zoo's stand-ins, time every path, and write the report for this machine."""
-    from facezoo.benchmark.suite import SuiteOptions, rerender, run_suite
+    from facezoo.benchmark.suite import SuiteOptions, rerender, run_deployment_only, run_suite
 
     if render is not None:
+        if render.name.endswith("-deploy.json"):
+            from facezoo.benchmark.suite.deploy_report import rerender_deployment
+
+            rerender = rerender_deployment  # noqa: F811 (the serving/Ray results file)
         for kind, path in rerender(render).items():
             console.print(f"{kind}: {path}", highlight=False)
         return
@@ -63,8 +76,10 @@ def suite(
         bf16=bf16,
         quantize=quantize,
         calibration_size=calibration_size,
+        deploy=deploy,
+        deploy_model=deploy_model,
     )
-    paths = run_suite(options, err_console)
+    paths = (run_deployment_only if deploy_only else run_suite)(options, err_console)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
 

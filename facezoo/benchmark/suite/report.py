@@ -34,6 +34,11 @@ def write_report(run) -> dict[str, Path]:
     low = compare_low_precision(run.results)
     low_efficiency = low_precision_efficiencies(run.results, run.peaks)
     targets += check_low_precision_targets(low, low_efficiency, run.quantization, architectures, run.peaks)
+    deployment = getattr(run, "deployment", None)
+    if deployment is not None:
+        from facezoo.benchmark.suite.deploy_report import deployment_targets
+
+        targets += deployment_targets(deployment)
     document = to_document(
         run.results,
         run.machine,
@@ -56,6 +61,7 @@ def write_report(run) -> dict[str, Path]:
         efficiency=[{**asdict(e), "fraction": e.fraction} for e in efficiency],
         bf16_agreement=run.bf16_agreement,
         gpu=run.gpu,
+        deployment=_deployment_document(deployment),
         targets=[asdict(t) for t in targets],
         peaks={k: asdict(v) for k, v in run.peaks.items()},
         quantization=run.quantization,
@@ -75,6 +81,14 @@ def write_report(run) -> dict[str, Path]:
     markdown += render_low_precision(run, low, low_efficiency)
     paths["markdown"] = write_bytes_atomic(out / f"{name}.md", markdown.encode())
     return paths
+
+
+def _deployment_document(deployment) -> dict | None:
+    if deployment is None:
+        return None
+    from facezoo.benchmark.suite.deploy_report import deployment_document
+
+    return deployment_document(deployment)
 
 
 def plot_conversion(conversions, path: Path, title: str) -> Path:
@@ -204,6 +218,10 @@ def render_markdown(run, document, comparisons, precisions, efficiency, targets,
                   "bf16 is a deployment option (`facezoo benchmark --precision-hint bf16`, `load(..., precision_hint=\"bf16\")`), "
                   "not a converted precision: `facezoo check` does not validate it.",
                   ""]
+    if getattr(run, "deployment", None) is not None:
+        from facezoo.benchmark.suite.deploy_report import deployment_markdown
+
+        parts += deployment_markdown(run.deployment)
     parts += ["## GPU", ""]
     if run.gpu.get("measured"):
         parts += [f"Measured on {', '.join(run.gpu.get('gpus') or ['an NVIDIA GPU'])}: see the GPU rows above.", ""]

@@ -93,6 +93,16 @@ def _main() -> None:
                                   calibration_size=job["calibration_size"], formats=tuple(job["formats"]),
                                   step=lambda text: print(text, file=sys.stderr, flush=True))
         _emit(json.loads(json.dumps(done.record(), default=str)))
+    elif kind == "serving":
+        from facezoo.benchmark.suite.deploy import measure_serving
+
+        for row in measure_serving(job["path"], job["model"], job["workdir"], tuple(job["clients"]), job["seconds"],
+                                   job["max_batch"], job["max_delay_ms"]):
+            _emit(row)
+    elif kind == "ray":
+        from facezoo.benchmark.suite.deploy import measure_ray
+
+        _emit(measure_ray(job["path"], job["model"], job["workdir"], tuple(job["sizes"])))
     elif kind == "bf16":
         from facezoo.benchmark.suite.agreement import bf16_agreement
 

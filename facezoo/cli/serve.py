@@ -1,0 +1,91 @@
+"""`facezoo serve`: converted models over HTTP (KServe v2 and face endpoints), dynamically batched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from facezoo.cli.common import ZooOption, console, open_zoo, reports_errors
+from facezoo.cli.deploy_options import (
+    DEFAULT_CONVERTED_DIR,
+    ConvertedDir,
+    DeviceOption,
+    FormatOption,
+    PrecisionOption,
+    check_format,
+    check_positive,
+    check_precision,
+)
+from facezoo.errors import FacezooError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+@reports_errors
+def serve(
+    models: Annotated[list[str], typer.Argument(metavar="MODEL_OR_FILE...", help="Zoo names or converted files.")],
+    converted_dir: ConvertedDir = DEFAULT_CONVERTED_DIR,
+    fmt: FormatOption = None,
+    precision: PrecisionOption = None,
+    device: DeviceOption = "CPU",
+    backend: Annotated[Optional[str], typer.Option("--backend", help="openvino, onnxruntime or mindspore.")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free one, printed at start).")] = 8000,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Images per batched inference.")] = 32,
+    max_delay_ms: Annotated[float, typer.Option("--max-delay-ms", help="Longest wait to fill a batch.")] = 5.0,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="Images queued or running before 503.")] = 1024,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds before a waiting request gets 503.")] = 30.0,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body (413 above).")] = 64.0,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option("--threshold", help="Cosine for /verify decisions (default: the registry's, if any)."),
+    ] = None,
+    zoo: ZooOption = None,
+) -> None:
+    """Serve converted models: KServe v2 REST (tritonclient works), /v1 embed and verify, /metrics.
+
+    Concurrent requests are batched (up to --max-batch images or --max-delay-ms) onto the
+    backend's parallel requests. SIGTERM lets the requests in flight finish, then stops.
+    """
+    from facezoo.serving import BatchingOptions, Metrics, ModelChoice, ServeConfig, create_app, open_model
+    from facezoo.serving.server import bind, run_server, url_of
+
+    check_positive(max_batch, "--max-batch")
+    check_positive(max_queue, "--max-queue")
+    check_positive(max_delay_ms, "--max-delay-ms", 0)
+    check_positive(timeout_s, "--timeout-s", 0.001)
+    check_positive(max_body_mb, "--max-body-mb", 0.001)
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise FacezooError(f"--threshold: {threshold:g} is not a cosine in [-1, 1]")
+    fmt, precision = check_format(fmt), check_precision(precision)
+    config = ServeConfig(host, port, BatchingOptions(max_batch, max_delay_ms / 1e3, max_queue), timeout_s,
+                         int(max_body_mb * 2**20))
+    registry = open_zoo(zoo)
+    metrics = Metrics()
+    served: dict = {}
+    try:
+        for model in models:
+            choice = ModelChoice(model, Path(converted_dir), fmt, precision, device, backend)
+            with console.status(f"loading {model}"):
+                loaded = open_model(choice, registry, config.batching, threshold, metrics.observe_batch)
+            if loaded.name in served:
+                loaded.close()
+                raise FacezooError(f"{model}: a model named {loaded.name!r} is already served; serve each name once")
+            served[loaded.name] = loaded
+            console.print(f"{loaded.name}: {loaded.artifact.path} ({loaded.model.backend.name}, "
+                          f"{loaded.model.backend.device}, {loaded.batcher.lanes} parallel requests)", highlight=False)
+        sock = bind(host, port)
+    except BaseException:
+        for loaded in served.values():
+            loaded.close()
+        raise
+    app = create_app(served, config, metrics)
+    url = url_of(sock)
+    console.print(f"serving {', '.join(served)} at {url}  (KServe v2: {url}/v2/models/NAME/infer; "
+                  f"faces: {url}/v1/models/NAME/embed and /verify; metrics: {url}/metrics)", highlight=False)
+    run_server(app, sock, drain_s=timeout_s + 5.0)
+    console.print("stopped: requests in flight were answered", highlight=False)

@@ -1,0 +1,121 @@
+"""What goes where in a model repository, and moving it into place atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facezoo.errors import FacezooError
+from facezoo.runtime.resolve import Artifact
+
+#: Formats each server runs, the first being the default of `facezoo export --to`.
+TARGETS = {"triton": ("onnx", "openvino"), "ovms": ("openvino", "onnx")}
+#: The file names the servers look for in a version folder.
+REPOSITORY_FILES = {"onnx": ("model.onnx",), "openvino": ("model.xml", "model.bin")}
+CARD_NAME = "model_card.json"
+
+
+class ExportError(FacezooError):
+    """The artifact cannot be exported as asked, or the repository cannot be written."""
+
+
+@dataclass
+class ExportOptions:
+    target: str  # triton or ovms
+    repository: Path = Path("model_repository")
+    max_batch: int = 32
+    max_delay_us: int = 5000  # Triton's dynamic batching delay
+    instances: int = 1  # Triton instance_group count (KIND_CPU)
+    device: str = "CPU"  # OVMS target_device
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class ModelIO:
+    """Input and output names and shapes (-1 for the batch), as the servers will see them."""
+
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_name: str
+    output_shape: tuple[int, ...]
+
+
+@dataclass
+class ExportResult:
+    name: str
+    target: str
+    folder: Path
+    files: list[Path] = field(default_factory=list)
+    config: Path | None = None
+
+
+def export_model(artifact: Artifact, options: ExportOptions, name: str | None = None) -> ExportResult:
+    """Write `artifact` into the repository for options.target; returns what was written."""
+    from facezoo.repository import ovms, triton
+
+    if options.target not in TARGETS:
+        raise ExportError(f"--to: expected one of {', '.join(TARGETS)}, got {options.target!r}")
+    if artifact.format not in TARGETS[options.target]:
+        raise ExportError(f"{artifact.path}: {options.target} does not run {artifact.format} files; export "
+                          f"--format {' or '.join(TARGETS[options.target])}")
+    if options.max_batch < 1 or options.instances < 1 or options.version < 1 or options.max_delay_us < 0:
+        raise ExportError("--max-batch, --instances and the version must be at least 1, --max-delay-ms at least 0")
+    name = name or artifact.model
+    io = model_io(artifact)
+    writer = triton if options.target == "triton" else ovms
+    return writer.write(artifact, io, options, name)
+
+
+def model_io(artifact: Artifact) -> ModelIO:
+    """From the model card; a file without one is loaded to read them."""
+    if artifact.card:
+        contract, output = artifact.card["input"], artifact.card["output"]
+        return ModelIO(contract["name"], tuple(contract["shape"]), output["name"], tuple(output["shape"]))
+    from facezoo.runtime import load
+
+    with load(artifact.path) as model:
+        return ModelIO(model.input_spec.name, (-1, *model.input_spec.shape[1:]), model.output_spec.name,
+                       (-1, *model.output_spec.shape[1:]))
+
+
+def stage_model_folder(artifact: Artifact, repository: Path, name: str, version: int) -> Path:
+    """A temporary folder inside the repository with <version>/model.* and the model card."""
+    repository.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.export-", dir=repository))
+    version_dir = staging / str(version)
+    version_dir.mkdir()
+    sources = [artifact.path] + ([artifact.path.with_suffix(".bin")] if artifact.format == "openvino" else [])
+    for source, target in zip(sources, REPOSITORY_FILES[artifact.format]):
+        if not source.is_file():
+            shutil.rmtree(staging)
+            raise ExportError(f"{source}: missing (an OpenVINO IR needs its .bin beside the .xml)")
+        shutil.copyfile(source, version_dir / target)
+    card = artifact.path.parent / CARD_NAME
+    if card.is_file():  # provenance, beside the version folders (servers ignore it)
+        shutil.copyfile(card, staging / CARD_NAME)
+    return staging
+
+
+def publish_folder(staging: Path, target: Path) -> None:
+    """Replace `target` by `staging` with renames only: readers see the old folder or the new one."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"{path}: cannot read it as JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ExportError(f"{path}: expected a JSON object")
+    return document

@@ -1,0 +1,113 @@
+"""A converted model as the server holds it: loaded once, one batcher, its protocol metadata."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facezoo.errors import FacezooError, RegistryError
+from facezoo.registry import Zoo
+from facezoo.runtime import Embedder, FaceModel, load, resolve_artifact
+from facezoo.runtime.backends import backend_for
+from facezoo.runtime.resolve import FORMAT_FOR_SUFFIX, Artifact
+from facezoo.serving.batcher import BatchingOptions, DynamicBatcher
+from facezoo.serving.errors import Unavailable
+from facezoo.serving.kserve import TensorSpecV2
+
+#: KServe `platform` of each converted format, in Triton's spelling.
+PLATFORM_FOR_FORMAT = {"openvino": "openvino_xml", "onnx": "onnxruntime_onnx", "mindir": "mindspore_mindir"}
+
+
+@dataclass
+class ModelChoice:
+    """What `facezoo serve` was asked to load for one MODEL_OR_FILE argument."""
+
+    model: str
+    converted_dir: Path = Path("converted")
+    format: str | None = None
+    precision: str | None = None
+    device: str = "CPU"
+    backend: str | None = None
+
+
+class ServedModel:
+    """One model behind the endpoints: the loaded file, its batcher and its verification threshold."""
+
+    def __init__(self, name: str, model: FaceModel, batching: BatchingOptions, threshold: float | None = None,
+                 threshold_source: str | None = None, on_batch=None):
+        self.name = name
+        self.model = model
+        self.embedder = Embedder(model)  # its checks and alignment, not its inference
+        self.threshold = threshold
+        self.threshold_source = threshold_source  # "server" (--threshold) or "registry"
+        spec_in, spec_out = model.input_spec, model.output_spec
+        # float32 NCHW, BGR (or gray) 0..255, as the model card says; -1 for the batch
+        self.input = TensorSpecV2(spec_in.name, "FP32", (-1, *spec_in.shape[1:]))
+        self.output = TensorSpecV2(spec_out.name, "FP32", (-1, *spec_out.shape[1:]))
+        lanes = [model.new_request() for _ in range(max(1, model.optimal_requests))]
+        for lane in lanes:  # the first inference of each request is slow (allocation, kernels)
+            lane.infer(np.zeros((1, *spec_in.shape[1:]), np.float32))
+        self.batcher = DynamicBatcher(lanes, batching, name=name,
+                                      on_batch=(lambda size, seconds: on_batch(name, size, seconds)) if on_batch else None)
+
+    @property
+    def artifact(self) -> Artifact:
+        return self.model.artifact
+
+    @property
+    def platform(self) -> str:
+        return PLATFORM_FOR_FORMAT[self.artifact.format]
+
+    def metadata(self) -> dict:
+        return {
+            "name": self.name,
+            "versions": ["1"],
+            "platform": self.platform,
+            "inputs": [self.input.as_json()],
+            "outputs": [self.output.as_json()],
+        }
+
+    async def infer(self, batch: np.ndarray, timeout_s: float) -> np.ndarray:
+        """The model's rows for a prepared float32 NCHW batch, batched with concurrent callers."""
+        future = asyncio.wrap_future(self.batcher.submit(batch))
+        try:
+            return await asyncio.wait_for(future, timeout_s)
+        except asyncio.TimeoutError:
+            raise Unavailable(f"model {self.name!r}: no result within {timeout_s:g} s (--timeout-s); "
+                              "the server is busy, retry later") from None
+
+    def close(self) -> None:
+        self.batcher.close()
+        self.model.close()
+
+
+def open_model(choice: ModelChoice, zoo: Zoo | None, batching: BatchingOptions, threshold: float | None,
+               on_batch=None) -> ServedModel:
+    """Resolve a zoo name or a file, load it for serving and name it (registry name or file stem)."""
+    artifact = resolve_artifact(choice.model, choice.converted_dir, choice.format, choice.precision)
+    is_file = Path(choice.model).suffix in FORMAT_FOR_SUFFIX
+    spec = _registry_entry(zoo, artifact.model if is_file else choice.model)
+    name = Path(choice.model).stem if is_file else (spec.name if spec else choice.model)
+    source = "server" if threshold is not None else None
+    if threshold is None and spec is not None and spec.verification_threshold is not None:
+        threshold, source = spec.verification_threshold, "registry"
+    # Several streams, one per lane, so that batches of different requests run side by side.
+    hint = "THROUGHPUT" if backend_for(artifact.path, choice.backend) == "openvino" else None
+    model = load(artifact.path, device=choice.device, backend=choice.backend, performance_hint=hint)
+    try:
+        return ServedModel(name, model, batching, threshold, source, on_batch)
+    except FacezooError:
+        model.close()
+        raise
+
+
+def _registry_entry(zoo: Zoo | None, name: str):
+    if zoo is None:
+        return None
+    try:
+        return zoo.get(name)
+    except RegistryError:
+        return None
