@@ -280,3 +280,53 @@ def test_reference_gate_agrees_with_the_check_artifact_gate(workspace, mobilefac
     theirs = mobilefacenet.gate(0.99999)(path)
     assert mine.passed and theirs.passed and mine.flips == theirs.flips == 0
     assert abs(mine.min_cosine - theirs.min_cosine) < 1e-6
+
+
+# ----------------------------------------------------------------------------- through `facezoo convert`
+
+
+def test_convert_makes_gated_int8_and_bf16_folders_that_check_takes(converted_mobilefacenet, tmp_path):
+    """`convert --precisions INT8,BF16`: made from the FP32 artifacts (built as the basis, not published),
+    each folder published only through its gate; no MINDIR for either, said why; `facezoo check`
+    and the runtime then take INT8 and BF16 like FP32."""
+    from facezoo.converters.pipeline import QuantizationSettings
+    from facezoo.gates import GATES
+
+    import yaml
+
+    zoo, download_dir, _, _ = converted_mobilefacenet
+    # The stand-in's weights quantize worse than trained ones (see the ladder tests): this model's
+    # registry entry sets its own INT8 threshold, as check_thresholds.INT8 allows per model.
+    document = yaml.safe_load(Path(zoo.path).read_text())
+    entry = next(e for e in document["models"] if e["name"] == MFN)
+    entry["check_thresholds"] = {"INT8": 0.97}
+    registry = tmp_path / "zoo.yml"
+    registry.write_text(yaml.safe_dump(document, sort_keys=False))
+    from facezoo.registry import load_zoo
+
+    spec = load_zoo(registry).get(MFN)
+    assert spec.check_thresholds[INT8] == 0.97 and spec.check_thresholds["FP32"] == GATES["FP32"].min_cosine
+    settings = QuantizationSettings(calibration_size=64,
+                                    ladder=LadderOptions(steps=("ptq", "ignored_scope", "mixed_precision")))
+    out = tmp_path / "converted"
+    request = ConversionRequest(spec, download_dir, out, ["onnx", "openvino", "mindir"], [INT8, BF16],
+                                quantization=settings)
+    result = convert_model(request)
+    assert result.published == [INT8, BF16], result.error
+    assert sorted(p.name for p in (out / MFN).iterdir()) == [BF16, INT8]  # the FP32 basis stays unpublished
+    assert any("no INT8 MINDIR" in note for note in result.notes) and any("no BF16 MINDIR" in note for note in result.notes)
+    int8 = json.loads((out / MFN / INT8 / "model_card.json").read_text())
+    assert int8["precision"] == INT8 and int8["quantization"]["passed"] is True
+    assert int8["quantization"]["calibration"]["kind"] == "synthetic"
+    assert {Path(f).suffix for f in int8["files"]} == {".xml", ".bin", ".onnx"}
+    assert all(check["passed"] and check["min_cosine"] >= 0.97 for check in int8["validation"])
+    bf16 = json.loads((out / MFN / BF16 / "model_card.json").read_text())
+    assert bf16["inference_precision_hint"] == "bf16" and bf16["validation"]
+    from typer.testing import CliRunner
+
+    from facezoo.cli.main import app
+
+    done = CliRunner().invoke(app, ["check", MFN, "--zoo", str(registry), "-d", str(download_dir), "-c", str(out),
+                                    "--precisions", "INT8,BF16"])
+    assert done.exit_code == 0, done.output
+    assert "INT8" in done.output and "BF16" in done.output

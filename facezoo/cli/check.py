@@ -47,7 +47,7 @@ def check(
         Optional[str], typer.Option("--formats", help="Only these formats (comma-separated: mindir,onnx,openvino).")
     ] = None,
     precisions: Annotated[
-        Optional[str], typer.Option("--precisions", help="Only these precisions (comma-separated: FP32,FP16).")
+        Optional[str], typer.Option("--precisions", help=f"Only these precisions (comma-separated: {','.join(PRECISIONS)}).")
     ] = None,
     zoo: ZooOption = None,
 ) -> None:

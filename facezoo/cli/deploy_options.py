@@ -11,9 +11,6 @@ from facezoo.errors import FacezooError
 from facezoo.registry import PRECISIONS
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR, SUFFIX_FOR_FORMAT
 
-#: Precision folders a converted model may have: the registry's, and those other tools add.
-ARTIFACT_PRECISIONS = tuple(dict.fromkeys((*PRECISIONS, "INT8", "BF16")))
-
 ConvertedDir = Annotated[
     Path, typer.Option("-c", "--converted-dir", "--converted_dir", help="Where zoo names are looked up.")
 ]
@@ -21,11 +18,11 @@ FormatOption = Annotated[
     Optional[str], typer.Option("--format", help=f"{' | '.join(SUFFIX_FOR_FORMAT)} (for zoo names).")
 ]
 PrecisionOption = Annotated[
-    Optional[str], typer.Option("--precision", help=f"{' | '.join(ARTIFACT_PRECISIONS)} (for zoo names).")
+    Optional[str], typer.Option("--precision", help=f"{' | '.join(PRECISIONS)} (for zoo names).")
 ]
 DeviceOption = Annotated[str, typer.Option("--device", help="CPU, GPU, Ascend or AUTO.")]
 
-__all__ = ["ARTIFACT_PRECISIONS", "ConvertedDir", "DEFAULT_CONVERTED_DIR", "DeviceOption", "FormatOption",
+__all__ = ["ConvertedDir", "DEFAULT_CONVERTED_DIR", "DeviceOption", "FormatOption",
            "PrecisionOption", "check_format", "check_precision"]
 
 
@@ -40,8 +37,8 @@ def check_format(fmt: str | None, allowed: tuple[str, ...] = tuple(SUFFIX_FOR_FO
 def check_precision(precision: str | None) -> str | None:
     if precision is None:
         return None
-    if precision.upper() not in ARTIFACT_PRECISIONS:
-        raise FacezooError(f"--precision: expected one of {', '.join(ARTIFACT_PRECISIONS)}, got {precision!r}")
+    if precision.upper() not in PRECISIONS:
+        raise FacezooError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     return precision.upper()
 
 

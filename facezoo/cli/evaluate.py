@@ -286,7 +286,7 @@ def evaluate(
         Path, typer.Option("-c", "--converted-dir", "--converted_dir", help="Where `facezoo convert` put the models.")
     ] = Path("converted"),
     fmt: Annotated[Optional[str], typer.Option("--format", help="openvino, onnx or mindir (for a zoo name).")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="FP32 or FP16 (for a zoo name).")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="FP32, FP16, INT8 or BF16 (for a zoo name).")] = None,
     pairs: Annotated[
         Optional[Path], typer.Option("--pairs", help="pairs.txt when it is not inside the LFW folder.")
     ] = None,

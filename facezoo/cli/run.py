@@ -20,7 +20,7 @@ ConvertedDir = Annotated[
     Path, typer.Option("-c", "--converted-dir", "--converted_dir", help="Where zoo names are looked up.")
 ]
 FormatOption = Annotated[Optional[str], typer.Option("--format", help="openvino, onnx or mindir (for zoo names).")]
-PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help="FP32 or FP16 (for zoo names).")]
+PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help="FP32, FP16, INT8 or BF16 (for zoo names).")]
 DeviceOption = Annotated[str, typer.Option("--device", help="CPU, GPU, Ascend or AUTO.")]
 BackendOption = Annotated[Optional[str], typer.Option("--backend", help="openvino, onnxruntime or mindspore.")]
 ResizeOption = Annotated[

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from facezoo.registry import ModelSpec, dump_spec
 
-TOOLS = ("facezoo", "mindspore", "onnx", "onnxruntime", "openvino", "numpy")
+TOOLS = ("facezoo", "mindspore", "onnx", "onnxruntime", "openvino", "nncf", "numpy")
 CARD_NAME = "model_card.json"
 
 
@@ -34,12 +34,13 @@ def tool_versions() -> dict[str, str]:
 
 
 def write_model_card(folder: Path, spec: ModelSpec, precision: str, sources: list[Path], checks: list,
-                     original: dict | None = None) -> Path:
+                     original: dict | None = None, extra: dict | None = None) -> Path:
     """Write ``folder/model_card.json``.
 
     ``original`` describes where the original file lives when it is not in a download folder
     (``convert --onnx FILE``): `facezoo check` finds it there. The registry entry the folder was
     made from is recorded whole, so a model without a registry entry can still be checked.
+    ``extra`` adds fields: an INT8 folder's quantization record, a BF16 folder's inference hint.
     """
     channels, height, width = spec.input.channels, spec.input.height, spec.input.width
     inside = []
@@ -84,12 +85,20 @@ def write_model_card(folder: Path, spec: ModelSpec, precision: str, sources: lis
         "tools": tool_versions(),
         "validation": [check.as_dict() for check in checks],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **(extra or {}),
     }
     path = folder / CARD_NAME
     partial = folder / f".{CARD_NAME}.part-{os.getpid()}"
-    partial.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(card, indent=2, default=_plain) + "\n", encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def _plain(value):
+    """numpy scalars and paths in records (quantization results) as JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def read_card(folder: Path) -> dict | None:

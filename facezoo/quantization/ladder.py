@@ -151,7 +151,8 @@ def run_ladder(
             candidate_model = build()
             engine.save(candidate_model, output)
         except Exception as exc:  # NNCF and the libraries raise many types; a failed build is a failed step
-            verdict = GateVerdict(False, float("nan"), 0, f"could not build: {type(exc).__name__}: {exc}")
+            # never judged: ranks below every candidate that ran (as if every decision flipped)
+            verdict = GateVerdict(False, float("nan"), NOT_JUDGED_FLIPS, f"could not build: {type(exc).__name__}: {exc}")
             result.candidates.append(Candidate(step_name, label, settings, verdict, 0, time.perf_counter() - started,
                                                f"{type(exc).__name__}: {exc}"))
             return False
@@ -180,6 +181,9 @@ def run_ladder(
     except BaseException:
         _remove(output)
         raise
+
+
+NOT_JUDGED_FLIPS = 1 << 30
 
 
 class _Best:
