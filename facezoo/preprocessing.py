@@ -4,12 +4,12 @@ crop checks and the BGR pixels → model tensor step.
 The published accuracies were measured on 5-point aligned crops: insightface's ``norm_crop``
 fits a similarity transform to all five landmarks by least squares (Umeyama) and warps the image
 onto the template. Without alignment, verification collapses, so a raw photo is an error here
-unless the caller asks for a plain resize on purpose.
+unless the caller asks for a plain resize on purpose. OpenCV is imported where it is used, so that
+commands which never touch an image (``facezoo list``) start without it.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from facezoo.errors import FacezooError
@@ -66,6 +66,8 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def align_face(image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Warp ``image`` so that its 5 landmarks land on the template of ``size`` (H, W)."""
+    import cv2
+
     points = np.asarray(landmarks, np.float64)
     if points.shape != (5, 2):
         raise ImageError(f"expected 5 (x, y) landmarks, got shape {points.shape}")
@@ -87,6 +89,8 @@ def fit_crop(image: np.ndarray, size: tuple[int, int], *, resize: bool = False, 
     on each side. Anything else is not an aligned face crop: an error, unless ``resize`` asks
     for a plain resize on purpose.
     """
+    import cv2
+
     height, width = size
     shape = tuple(image.shape[:2])
     if shape == (height, width):
@@ -109,6 +113,8 @@ def to_model_input(images_bgr_uint8: np.ndarray, channel_order: str) -> np.ndarr
     GRAY is OpenCV's BGR -> gray conversion (what cv2.imread(..., IMREAD_GRAYSCALE) gives for a
     losslessly stored image), one channel.
     """
+    import cv2
+
     images = np.asarray(images_bgr_uint8)
     if images.ndim == 3:
         images = images[None]

@@ -24,7 +24,6 @@ from facezoo.gates import GATES, default_cosine_thresholds
 PACKAGED_ZOO = Path(__file__).with_name("model_zoo.yml")
 ZOO_ENV = "FACEZOO_ZOO"
 
-FRAMEWORKS = ("mindspore", "mxnet", "onnx")
 CHANNEL_ORDERS = ("RGB", "BGR", "GRAY")
 LAYOUTS = ("NCHW", "NHWC")
 FORMATS = ("mindir", "onnx", "openvino")
@@ -218,30 +217,21 @@ class ModelSpec:
         problems = []
         if not _NAME.match(self.name):
             problems.append(("name", "letters, digits, '.', '_' and '-' only"))
-        if self.framework not in FRAMEWORKS:
-            problems.append(("framework", f"expected one of {', '.join(FRAMEWORKS)}"))
+        from facezoo.sources import frameworks, source_for
+
+        known = frameworks()  # what the source packages registered
+        if self.framework not in known:
+            problems.append(("framework", f"expected one of {', '.join(known)}"))
         if not self.files:
             problems.append(("files", "at least one file is required"))
         names = [f.name for f in self.files]
         if len(set(names)) != len(names):
             problems.append(("files", "file names must be unique"))
-        if self.framework == "mindspore" and self.conversion.checkpoint not in names:
-            problems.append(("conversion.checkpoint", "must name one of the model's files"))
-        if self.framework == "mxnet":
-            for key in ("symbol", "params", "output_node"):
-                if not getattr(self.conversion, key):
-                    problems.append((f"conversion.{key}", "required for MXNet models"))
-        if self.framework == "onnx":
-            model = self.conversion.model
-            members = [m for f in self.files for m in f.members]
-            if not model:
-                problems.append(("conversion.model", "required for ONNX models: the .onnx file to convert"))
-            elif model not in names and model not in members:
-                problems.append(("conversion.model", "must name one of the model's files or a member of its archive"))
-            elif not model.endswith(".onnx"):
-                problems.append(("conversion.model", "expected a .onnx file"))
-        elif self.input.layout == "NHWC":
-            problems.append(("input.layout", f"only ONNX models may declare {self.input.layout}"))
+        if self.framework in known:
+            entry = source_for(self.framework)
+            problems += entry.validate(self)
+            if self.input.layout in LAYOUTS and self.input.layout not in entry.layouts:
+                problems.append(("input.layout", f"{self.framework} models take {', '.join(entry.layouts)} input"))
         for precision, threshold in self.check_thresholds.items():
             if precision not in GATES:
                 problems.append((f"check_thresholds.{precision}", f"unknown precision; expected {', '.join(GATES)}"))

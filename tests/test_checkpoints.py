@@ -1,4 +1,4 @@
-"""facezoo.checkpoints: every upstream checkpoint layout loads; bad files give CheckpointError."""
+"""facezoo.sources.mindspore.checkpoints: every upstream checkpoint layout loads; bad files give CheckpointError."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
 
 from mindspore.train.checkpoint_pb2 import Checkpoint  # noqa: E402
 
-from facezoo.checkpoints import (  # noqa: E402
+from facezoo.sources.mindspore.checkpoints import (  # noqa: E402
     LoadReport,
     is_optimizer_state,
     load_backbone,
@@ -25,8 +25,8 @@ from facezoo.checkpoints import (  # noqa: E402
     scan_checkpoint,
 )
 from facezoo.errors import CheckpointError  # noqa: E402
-from facezoo.networks import build_network, parameter_table  # noqa: E402
-from facezoo.networks.iresnet import iresnet_tiny  # noqa: E402
+from facezoo.sources.mindspore.networks import build_network, parameter_table  # noqa: E402
+from facezoo.sources.mindspore.networks.iresnet import iresnet_tiny  # noqa: E402
 
 
 
@@ -328,7 +328,7 @@ def test_negative_dims_do_not_crash_the_process(tmp_path):
     """MindSpore 2.10 corrupts its heap on negative dims; the scan must stop the file first."""
     path = _crafted(tmp_path, "negative", [-5, 2], content=b"\0" * 40)
     code = (
-        "import sys; from facezoo.checkpoints import read_checkpoint; from facezoo.errors import CheckpointError\n"
+        "import sys; from facezoo.sources.mindspore.checkpoints import read_checkpoint; from facezoo.errors import CheckpointError\n"
         f"try:\n    read_checkpoint({str(path)!r})\nexcept CheckpointError:\n    sys.exit(3)\n"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120).returncode == 3
@@ -371,6 +371,6 @@ def test_facezoo_reads_what_mindspore_writes_without_mindspore(tmp_path):
         assert ours[key].dtype == value.dtype, key
         np.testing.assert_array_equal(ours[key], theirs[key].asnumpy())
         np.testing.assert_array_equal(ours[key].reshape(value.shape), value)
-    script = (f"import sys; from facezoo.checkpoints import read_checkpoint; read_checkpoint({str(path)!r}); "
+    script = (f"import sys; from facezoo.sources.mindspore.checkpoints import read_checkpoint; read_checkpoint({str(path)!r}); "
               "sys.exit(3 if 'mindspore' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 0

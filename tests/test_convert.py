@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from facezoo.converters import pipeline
-from facezoo.converters.mindspore_source import MindSporeSource
+from facezoo.sources.mindspore.source import MindSporeSource
 from facezoo.converters.pipeline import ConversionRequest, convert_model
 from facezoo.faces import probe_images, to_model_input
 from facezoo.runtime.backends import open_backend
@@ -130,7 +130,12 @@ class _PerturbedSource(MindSporeSource):
 
 def test_a_broken_artifact_fails_validation_and_leaves_nothing(standin_models, tmp_path, monkeypatch):
     zoo, root = standin_models
-    monkeypatch.setitem(pipeline.SOURCES, "mindspore", f"{__name__}:_PerturbedSource")
+    import dataclasses
+
+    from facezoo import sources
+
+    entry = sources.source_for("mindspore")
+    monkeypatch.setitem(sources._REGISTERED, "mindspore", dataclasses.replace(entry, source=_PerturbedSource))
     result = convert_model(_request(zoo, root, "lightcnn", tmp_path, formats=("onnx",), precisions=("FP32",)))
     assert not result.passed
     assert "min cosine" in result.error and "onnx FP32" in result.error

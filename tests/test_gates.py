@@ -15,7 +15,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from facezoo.converters.mindspore_source import MindSporeSource
+from facezoo.sources.mindspore.source import MindSporeSource
 from facezoo.converters.onnx_graph import check_and_save, to_fp16
 from facezoo.converters.onnx_to_mindspore import export_mindir, onnx_to_mindspore
 from facezoo.converters.openvino_ir import export_ir

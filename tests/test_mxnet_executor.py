@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facezoo.mxnet.executor import MXNetModel, conv2d
-from facezoo.mxnet.params import MXNetFormatError, save_params
-from facezoo.mxnet.symbol import SymbolBuilder, UnsupportedOperatorError, load_symbol, save_symbol
+from facezoo.sources.mxnet.executor import MXNetModel, conv2d
+from facezoo.sources.mxnet.params import MXNetFormatError, save_params
+from facezoo.sources.mxnet.symbol import SymbolBuilder, UnsupportedOperatorError, load_symbol, save_symbol
 
 REF = Path(__file__).resolve().parent / "data" / "reference" / "mxnet"
 TINY = REF / "tiny-r34"

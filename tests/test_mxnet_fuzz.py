@@ -13,8 +13,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from facezoo.mxnet.params import MXNetFormatError, dump_params, load_params, parse_params
-from facezoo.mxnet.symbol import parse_symbol
+from facezoo.sources.mxnet.params import MXNetFormatError, dump_params, load_params, parse_params
+from facezoo.sources.mxnet.symbol import parse_symbol
 
 DTYPES = [np.float32, np.float64, np.float16, np.uint8, np.int32, np.int8, np.int64]
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from facezoo.errors import FacezooError
-from facezoo.mxnet.params import (
+from facezoo.sources.mxnet.params import (
     V1_MAGIC,
     V2_MAGIC,
     V3_MAGIC,
@@ -21,7 +21,7 @@ from facezoo.mxnet.params import (
     save_params,
     split_arg_aux,
 )
-from facezoo.mxnet.symbol import (
+from facezoo.sources.mxnet.symbol import (
     Graph,
     Node,
     SymbolBuilder,

@@ -13,14 +13,14 @@ import onnxruntime as ort
 import pytest
 from mindspore import nn
 
-from facezoo.converters.mxnet_source import MXNetSource
+from facezoo.sources.mxnet.source import MXNetSource
 from facezoo.converters.pipeline import ConversionRequest, convert_model
 from facezoo.errors import ConversionError
 from facezoo.faces import probe_images, to_model_input
-from facezoo.mxnet import MXNetModel, save_symbol
-from facezoo.mxnet.symbol import SymbolBuilder
+from facezoo.sources.mxnet import MXNetModel, save_symbol
+from facezoo.sources.mxnet.symbol import SymbolBuilder
 from facezoo.registry import load_zoo
-from facezoo.standins.mxnet import write_model_folder
+from facezoo.sources.mxnet.standin import write_model_folder
 
 TINY = Path(__file__).resolve().parent / "data" / "reference" / "mxnet" / "tiny-r34"
 MODEL = "face-recognition-resnet34-arcface"
@@ -144,7 +144,7 @@ def test_outside_normalization_and_missing_pieces(tmp_path, tiny_spec):
     fc_w = b.var("fc_weight")
     fc = b.op("FullyConnected", "fc1", [conv, fc_w], num_hidden=5, no_bias=True)
     graph = b.graph([fc])
-    from facezoo.mxnet import save_params
+    from facezoo.sources.mxnet import save_params
 
     rng = np.random.default_rng(0)
     save_symbol(tmp_path / "s.json", graph)
@@ -183,7 +183,7 @@ def test_full_size_standin_converts_and_publishes_everything(tmp_path):
     pipeline: every format and precision passes and is published."""
     import zipfile
 
-    from facezoo.standins.mxnet import write_standin
+    from facezoo.sources.mxnet.standin import write_standin
 
     spec = load_zoo().get(MODEL)
     (archive,) = write_standin(spec, tmp_path / "zip")
@@ -203,8 +203,8 @@ def test_weights_as_mxnet_initialises_them_are_not_refused(tmp_path):
     the data, activations grow through the depth) and fix_gamma gamma != 1, as a model written by
     real MXNet straight after initialisation: a correct conversion, which the FP16 batch check once
     refused (batch vs single runs 2.27e-3 > 2e-3 on the MINDIR)."""
-    from facezoo.mxnet.params import dump_params
-    from facezoo.standins.mxnet import initial_weights, symbol_bytes
+    from facezoo.sources.mxnet.params import dump_params
+    from facezoo.sources.mxnet.standin import initial_weights, symbol_bytes
 
     spec = load_zoo().get(MODEL)
     folder = tmp_path / "dl" / MODEL / "model-r34-amf"

@@ -11,10 +11,10 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from facezoo.mxnet.executor import MXNetModel
-from facezoo.mxnet.params import load_params, save_params
-from facezoo.mxnet.symbol import SymbolBuilder, UnsupportedOperatorError, load_symbol, save_symbol
-from facezoo.mxnet.to_onnx import convert_mxnet_files, mxnet_to_onnx
+from facezoo.sources.mxnet.executor import MXNetModel
+from facezoo.sources.mxnet.params import load_params, save_params
+from facezoo.sources.mxnet.symbol import SymbolBuilder, UnsupportedOperatorError, load_symbol, save_symbol
+from facezoo.sources.mxnet.to_onnx import convert_mxnet_files, mxnet_to_onnx
 
 REF = Path(__file__).resolve().parent / "data" / "reference" / "mxnet"
 TINY = REF / "tiny-r34"

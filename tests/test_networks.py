@@ -1,4 +1,4 @@
-"""facezoo.networks: upstream parameter names/shapes/order, forward shapes, ONNX export."""
+"""facezoo.sources.mindspore.networks: upstream parameter names/shapes/order, forward shapes, ONNX export."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import mindspore as ms
 ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
 
 from facezoo.errors import RegistryError  # noqa: E402
-from facezoo.networks import (  # noqa: E402
+from facezoo.sources.mindspore.networks import (  # noqa: E402
     ARCHITECTURES,
     EmbeddingNet,
     build_network,
     network_output,
     parameter_table,
 )
-from facezoo.networks.iresnet import iresnet_tiny  # noqa: E402
+from facezoo.sources.mindspore.networks.iresnet import iresnet_tiny  # noqa: E402
 from facezoo.registry import load_zoo  # noqa: E402
 
 TSV = {

@@ -24,7 +24,7 @@ from facezoo.registry import load_zoo
 from facezoo.runtime import load
 from facezoo.sources.onnx import OnnxSource
 from facezoo.standins import build_standins
-from facezoo.standins.onnx import exported_nhwc
+from facezoo.sources.onnx.standin import exported_nhwc
 
 REPO = Path(__file__).resolve().parents[1]
 SFACE = "face-recognition-sface"

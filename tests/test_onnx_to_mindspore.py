@@ -362,7 +362,7 @@ def test_unsupported_attribute_is_named():
 # ---------------------------------------------------------------------- real graphs, MINDIR ----
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):
-    from facezoo.mxnet.to_onnx import convert_mxnet_files
+    from facezoo.sources.mxnet.to_onnx import convert_mxnet_files
 
     path = tmp_path_factory.mktemp("tiny") / "tiny-r34.onnx"
     model = convert_mxnet_files(
@@ -374,7 +374,7 @@ def tiny_onnx(tmp_path_factory):
 
 def test_tiny_r34_ground_truth_through_mindir(tiny_onnx, tmp_path):
     """MXNet 1.9.1's output reproduced by the executor, the ONNX and the MINDIR (fed BGR)."""
-    from facezoo.mxnet.executor import MXNetModel
+    from facezoo.sources.mxnet.executor import MXNetModel
 
     model, path = tiny_onnx
     io = np.load(TINY / "tiny-r34-io.npz")
@@ -400,7 +400,7 @@ def test_tiny_r34_ground_truth_through_mindir(tiny_onnx, tmp_path):
 
 def test_mindspore_exported_networks(tmp_path):
     """ONNX written by MindSpore's exporter (opset 11, Unsqueeze'd slopes, BN1d reshapes, mfm)."""
-    from facezoo.networks import EmbeddingNet, build_network
+    from facezoo.sources.mindspore.networks import EmbeddingNet, build_network
 
     ms.set_context(mode=ms.GRAPH_MODE)
     for arch, shape, index in (("mobilefacenet", (1, 3, 112, 112), 0), ("lightcnn9", (1, 1, 128, 128), 1)):

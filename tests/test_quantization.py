@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from facezoo.accuracy.agreement import sample_faces
-from facezoo.converters.mindspore_source import MindSporeSource
+from facezoo.sources.mindspore.source import MindSporeSource
 from facezoo.converters.pipeline import SUFFIX, VALIDATING_BACKENDS, ConversionRequest, convert_model
 from facezoo.converters.validation import check_artifact
 from facezoo.preprocessing import ImageError, to_model_input

@@ -73,7 +73,7 @@ def _arcface(data):
         (lambda d: _arcface(d).update(check_thresholds={"FP8": 0.9}), "check_thresholds.FP8", "unknown precision"),
         (lambda d: _arcface(d).update(check_thresholds={"FP16": 1.5}), "check_thresholds.FP16", "a cosine threshold must lie in (0, 1]"),
         (lambda d: _arcface(d).update(check_thresholds={"FP16": "high"}), "check_thresholds.FP16", "expected a number"),
-        (lambda d: _arcface(d)["input"].update(layout="NHWC"), "input.layout", "only ONNX models may declare NHWC"),
+        (lambda d: _arcface(d)["input"].update(layout="NHWC"), "input.layout", "mindspore models take NCHW input"),
         (lambda d: _arcface(d)["input"].update(layout="CHWN"), "input.layout", "expected one of NCHW, NHWC"),
         (lambda d: _arcface(d).update(verification_threshold=3.0), "verification_threshold", "a cosine threshold must lie in [-1, 1]"),
     ],

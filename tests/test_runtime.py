@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facezoo.converters.mindspore_source import MindSporeSource
+from facezoo.sources.mindspore.source import MindSporeSource
 from facezoo.faces import probe_images, synthetic_face, to_model_input
 from facezoo.runtime import BackendError, Embedder, InputError, align_face, available_devices, load
 from facezoo.preprocessing import ImageError, fit_crop, template

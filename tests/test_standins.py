@@ -164,6 +164,12 @@ def test_missing_writer_module_is_a_clear_error(tmp_path, monkeypatch):
                                            "facezoo.standins.no_such_writer does not exist"):
         build_standins(_registry(tmp_path), tmp_path / "standins", "a")
     monkeypatch.delitem(WRITERS, "mindspore")
+    import dataclasses
+
+    from facezoo import sources
+
+    entry = sources.source_for("mindspore")
+    monkeypatch.setitem(sources._REGISTERED, "mindspore", dataclasses.replace(entry, standin_writer=None))
     with pytest.raises(FacezooError, match="no stand-in writer for framework 'mindspore'"):
         build_standins(_registry(tmp_path), tmp_path / "standins", "a")
 
@@ -175,9 +181,13 @@ def test_writer_that_forgets_a_file(tmp_path, monkeypatch):
     assert not (tmp_path / "standins" / "a").exists()
 
 
-def test_writers_table_names_the_framework_modules():
-    assert WRITERS["mindspore"] == "facezoo.standins.mindspore:write_standin"
-    assert WRITERS["mxnet"] == "facezoo.standins.mxnet:write_standin"
+def test_writers_come_from_the_registered_sources():
+    from facezoo.sources import source_for
+
+    assert source_for("mindspore").standin_writer == "facezoo.sources.mindspore.standin:write_standin"
+    assert source_for("mxnet").standin_writer == "facezoo.sources.mxnet.standin:write_standin"
+    assert source_for("onnx").standin_writer == "facezoo.sources.onnx.standin:write_standin"
+    assert WRITERS == {}  # overrides only
     assert standins.resolve_writer  # the lookup is lazy: importing facezoo.standins imports no framework
 
 

@@ -1,4 +1,4 @@
-"""facezoo.standins.mindspore (stand-in checkpoints) and facezoo.faces (synthetic crops)."""
+"""facezoo.sources.mindspore.standin (stand-in checkpoints) and facezoo.faces (synthetic crops)."""
 
 from __future__ import annotations
 
@@ -84,11 +84,11 @@ def test_to_model_input_channel_orders():
 import mindspore as ms
 ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
 
-from facezoo.checkpoints import load_backbone, scan_checkpoint  # noqa: E402
+from facezoo.sources.mindspore.checkpoints import load_backbone, scan_checkpoint  # noqa: E402
 from facezoo.errors import FacezooError  # noqa: E402
-from facezoo.networks import build_network, network_output, parameter_table  # noqa: E402
+from facezoo.sources.mindspore.networks import build_network, network_output, parameter_table  # noqa: E402
 from facezoo.registry import load_zoo  # noqa: E402
-from facezoo.standins import mindspore as standin  # noqa: E402
+from facezoo.sources.mindspore import standin  # noqa: E402
 
 ZOO = load_zoo()
 
@@ -218,7 +218,7 @@ def test_standin_is_deterministic_per_seed(tmp_path):
 
 def test_numpy_forward_matches_mindspore_on_iresnet_blocks():
     """The numpy calibration forward computes what the MindSpore iresnet computes (tiny variant)."""
-    from facezoo.networks.iresnet import iresnet_tiny
+    from facezoo.sources.mindspore.networks.iresnet import iresnet_tiny
 
     spec = ZOO.get("arcface")
     net = iresnet_tiny()

@@ -14,12 +14,12 @@ import pytest
 
 from facezoo import faces
 from facezoo.errors import FacezooError
-from facezoo.mxnet import MXNetModel, load_params, load_symbol, split_arg_aux
-from facezoo.mxnet.params import parse_params
-from facezoo.mxnet.symbol import parse_symbol
+from facezoo.sources.mxnet import MXNetModel, load_params, load_symbol, split_arg_aux
+from facezoo.sources.mxnet.params import parse_params
+from facezoo.sources.mxnet.symbol import parse_symbol
 from facezoo.registry import load_zoo
 from facezoo.standins import build_standins
-from facezoo.standins import mxnet as sm
+from facezoo.sources.mxnet import standin as sm
 
 REF = Path(__file__).resolve().parent / "data" / "reference" / "mxnet"
 MODEL = "face-recognition-resnet34-arcface"

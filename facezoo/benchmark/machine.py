@@ -11,7 +11,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from facezoo import MINDSPORE_ONEDNN
+from facezoo.sources.mindspore.onednn import plan as onednn_plan
+
 
 # CPU features that decide which kernels the libraries pick.
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8", "amx_fp16")
@@ -56,7 +57,7 @@ def describe_machine(name: str | None = None) -> MachineInfo:
         gpus=gpus,
         environment={
             **{k: v for k, v in os.environ.items() if k in ("ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")},
-            "mindspore_onednn": MINDSPORE_ONEDNN,
+            "mindspore_onednn": onednn_plan(set(flags))[1],
         },
         date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )

@@ -15,9 +15,6 @@ from rich.markup import escape
 from facezoo.errors import FacezooError
 from facezoo.registry import Zoo, load_zoo
 
-# MindSpore logs every graph-compile and device-probe warning to stderr unless told otherwise.
-os.environ.setdefault("GLOG_v", "3")
-
 
 def _width() -> int | None:
     # Tables of results are wide: outside a terminal (logs, CI) do not fold them at 80 columns.

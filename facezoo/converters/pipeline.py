@@ -8,7 +8,6 @@ precisions that passed are published.
 
 from __future__ import annotations
 
-import importlib
 import resource
 import shutil
 import tempfile
@@ -25,12 +24,6 @@ from facezoo.errors import ConversionError, FacezooError
 from facezoo.quantization.precisions import QUANTIZED_PRECISIONS
 from facezoo.registry import FORMATS, PRECISIONS, ModelSpec
 
-# One source class per framework: it knows the original model and how to export it.
-SOURCES = {
-    "mindspore": "facezoo.converters.mindspore_source:MindSporeSource",
-    "mxnet": "facezoo.converters.mxnet_source:MXNetSource",
-    "onnx": "facezoo.sources.onnx:OnnxSource",
-}
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "mindir": ".mindir"}
 # Which backends must reproduce the original for each format.
 VALIDATING_BACKENDS = {"onnx": ("onnxruntime", "openvino"), "openvino": ("openvino",), "mindir": ("mindspore",)}
@@ -94,25 +87,23 @@ def plan(request: ConversionRequest) -> list[str]:
 
 
 def source_paths(request: ConversionRequest) -> list[Path]:
+    """The original's files: in the download folder, or the one the request names instead."""
+    from facezoo.sources import source_for
+
     spec = request.spec
-    folder = request.download_dir / spec.name
-    if spec.framework == "mindspore":
-        return [request.checkpoint or folder / spec.conversion.checkpoint]
-    if spec.framework == "onnx":
-        return [request.checkpoint or folder / spec.conversion.model]
-    return [folder / spec.conversion.symbol, folder / spec.conversion.params]
+    return source_for(spec.framework).files(spec, request.download_dir / spec.name, request.checkpoint)
 
 
 def open_source(request: ConversionRequest):
+    from facezoo.sources import source_for
+
     for path in source_paths(request):
         if not path.is_file():
             raise ConversionError(
                 f"{request.spec.name}: {path} does not exist; run `facezoo download {request.spec.name}` "
                 f"(or pass --checkpoint)"
             )
-    module_name, class_name = SOURCES[request.spec.framework].split(":")
-    source_class = getattr(importlib.import_module(module_name), class_name)
-    return source_class(request.spec, *source_paths(request))
+    return source_for(request.spec.framework).source(request.spec, *source_paths(request))
 
 
 @dataclass

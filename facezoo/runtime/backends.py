@@ -203,11 +203,12 @@ class MindSporeBackend(_Sequential):
     name = "mindspore"
 
     def __init__(self, path: Path, device: str, options: BackendOptions):
-        import mindspore as ms
+        from facezoo.sources.mindspore.context import mindspore
+
+        ms = mindspore(device)
         from mindspore import nn
 
         self.path, self.device = path, device
-        ms.set_context(mode=ms.GRAPH_MODE, device_target=device)
         if options.threads:
             ms.set_context(runtime_num_threads=options.threads)
         try:
@@ -217,9 +218,9 @@ class MindSporeBackend(_Sequential):
         self._version = ms.__version__
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        import mindspore as ms
+        from facezoo.sources.mindspore.context import mindspore
 
-        output = self.cell(ms.Tensor(batch))
+        output = self.cell(mindspore(self.device).Tensor(batch))
         if isinstance(output, (tuple, list)):
             output = output[0]
         return output.asnumpy().astype(np.float32, copy=False)

@@ -47,8 +47,9 @@ def devices_for(backend: str) -> tuple[str, ...]:
             devices = ov.Core().available_devices
             return tuple(d for d in ("CPU", "GPU") if any(x.split(".")[0] == d for x in devices))
         if backend == "mindspore":
-            import mindspore as ms
+            from facezoo.sources.mindspore.context import mindspore
 
+            ms = mindspore()
             return tuple(d for d in ("CPU", "GPU", "Ascend") if _mindspore_has(ms, d))
     except ImportError:
         return ()

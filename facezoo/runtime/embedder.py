@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from facezoo.preprocessing import ImageError, align_face, fit_crop
@@ -14,6 +13,8 @@ from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR, resolve_artifact
 
 
 def read_image(path: str | Path) -> np.ndarray:
+    import cv2
+
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{path}: cannot read image (missing, or not a format OpenCV decodes)")
@@ -75,6 +76,8 @@ class Embedder:
 
     def prepare(self, images: Sequence[np.ndarray] | np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """BGR uint8 images (any size) → N×H×W×C uint8 in the model's size and channels."""
+        import cv2
+
         if landmarks is not None and len(landmarks) != len(images):
             raise ImageError(f"{len(images)} images but landmarks for {len(landmarks)}")
         crops = []

@@ -33,11 +33,8 @@ import yaml
 from facezoo.errors import FacezooError
 from facezoo.registry import ModelSpec, Zoo, dump_spec, load_zoo
 
-WRITERS: dict[str, str | Callable] = {
-    "mindspore": "facezoo.standins.mindspore:write_standin",
-    "mxnet": "facezoo.standins.mxnet:write_standin",
-    "onnx": "facezoo.standins.onnx:write_standin",
-}
+#: Writers that replace a framework's own (its source's ``standin_writer``), by framework name.
+WRITERS: dict[str, str | Callable] = {}
 STAMP = ".standin.json"
 ZOO_FILE = "model_zoo.yml"
 
@@ -76,9 +73,13 @@ class StandinSet:
 
 def resolve_writer(framework: str) -> tuple[Writer, str, str]:
     """The writer for `framework`: (function, version, identifier)."""
+    from facezoo.sources import frameworks, source_for
+
     target = WRITERS.get(framework)
+    if target is None and framework in frameworks():
+        target = source_for(framework).standin_writer
     if target is None:
-        known = ", ".join(sorted(WRITERS))
+        known = ", ".join(sorted(f for f in frameworks() if source_for(f).standin_writer) + sorted(WRITERS))
         raise FacezooError(f"no stand-in writer for framework {framework!r} (writers exist for: {known})")
     if callable(target):
         module = sys.modules.get(getattr(target, "__module__", ""), None)

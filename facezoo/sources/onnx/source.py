@@ -16,7 +16,7 @@ import numpy as np
 from facezoo.converters.normalization import normalization_constants
 from facezoo.errors import ConversionError
 from facezoo.registry import ModelSpec
-from facezoo.sources.onnx import graph as edits
+from facezoo.sources import register_source
 
 
 def load_onnx(path: Path):
@@ -31,6 +31,24 @@ def load_onnx(path: Path):
     return model
 
 
+def _files(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
+    return [override or folder / spec.conversion.model]
+
+
+def _validate(spec: ModelSpec) -> list[tuple[str, str]]:
+    model = spec.conversion.model
+    members = [m for f in spec.files for m in f.members]
+    if not model:
+        return [("conversion.model", "required for ONNX models: the .onnx file to convert")]
+    if model not in [f.name for f in spec.files] and model not in members:
+        return [("conversion.model", "must name one of the model's files or a member of its archive")]
+    if not model.endswith(".onnx"):
+        return [("conversion.model", "expected a .onnx file")]
+    return []
+
+
+@register_source("onnx", files=_files, validate=_validate, standin_writer="facezoo.sources.onnx.standin:write_standin",
+                 layouts=("NCHW", "NHWC"))
 @dataclass
 class OnnxSource:
     """An ONNX file with its registry entry."""
@@ -45,6 +63,8 @@ class OnnxSource:
     _converted: object = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
+        from facezoo.sources.onnx import graph as edits
+
         self.model_path = Path(self.model_path)
         self.model = load_onnx(self.model_path)
         graph = self.model.graph
@@ -162,6 +182,8 @@ class OnnxSource:
         export_mindir(cell, Path(path))
 
     def _build_converted(self):
+        from facezoo.sources.onnx import graph as edits
+
         spec = self.spec
         model = copy.deepcopy(self.model)
         edits.drop_initializer_inputs(model)

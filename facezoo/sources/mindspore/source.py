@@ -1,4 +1,8 @@
-"""MindSpore checkpoints as conversion sources: the original network and its exports."""
+"""MindSpore checkpoints as conversion sources: the original network and its exports.
+
+MindSpore itself is started (:mod:`facezoo.sources.mindspore.context`) only when a source is
+opened; importing this module costs nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,27 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mindspore as ms
 import numpy as np
-from mindspore import nn, ops
 
-from facezoo.converters import onnx_graph
 from facezoo.converters.normalization import normalization_constants
 from facezoo.errors import ConversionError
 from facezoo.registry import ModelSpec
+from facezoo.sources import register_source
+from facezoo.sources.mindspore.context import mindspore
 
 
-def _use_graph_mode() -> None:
-    # GRAPH mode: the exporters need it, and it is the mode that works with any numpy.
-    ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
+def _files(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
+    return [override or folder / spec.conversion.checkpoint]
 
 
+def _validate(spec: ModelSpec) -> list[tuple[str, str]]:
+    if spec.conversion.checkpoint not in [f.name for f in spec.files]:
+        return [("conversion.checkpoint", "must name one of the model's files")]
+    return []
+
+
+@register_source("mindspore", files=_files, validate=_validate,
+                 standin_writer="facezoo.sources.mindspore.standin:write_standin")
 @dataclass
 class MindSporeSource:
     """The original network with its checkpoint, fed the upstream preprocessing."""
@@ -31,9 +41,9 @@ class MindSporeSource:
     load_report: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        _use_graph_mode()
-        from facezoo.checkpoints import load_backbone
-        from facezoo.networks import build_network
+        mindspore()
+        from facezoo.sources.mindspore.checkpoints import load_backbone
+        from facezoo.sources.mindspore.networks import build_network
 
         self.network = build_network(self.spec.architecture)
         self.load_report = load_backbone(self.network, self.checkpoint, architecture=self.spec.architecture)
@@ -45,9 +55,9 @@ class MindSporeSource:
 
     def reference(self, images_bgr: np.ndarray) -> np.ndarray:
         """Embeddings of the original model for uint8 BGR NHWC images."""
-        from facezoo.faces import to_model_input
+        from facezoo.preprocessing import to_model_input
 
-        _use_graph_mode()
+        ms = mindspore()
         batch = to_model_input(images_bgr, self.spec.input.channel_order)
         mean, inv_std = normalization_constants(self.spec, self.spec.input.channel_order)
         outputs = self.network(ms.Tensor((batch - mean) * inv_std))
@@ -59,7 +69,9 @@ class MindSporeSource:
         """FP32 ONNX with the converted contract: raw BGR/gray in, embedding out, dynamic batch."""
         import onnx
 
-        _use_graph_mode()
+        from facezoo.converters import onnx_graph
+
+        ms = mindspore()
         cell = self._converted_cell(precision="FP32")
         with tempfile.TemporaryDirectory() as scratch:
             example = ms.Tensor(np.zeros(self._input_shape(1), np.float32))
@@ -73,7 +85,7 @@ class MindSporeSource:
         onnx_graph.check_and_save(model, path)
 
     def export_mindir(self, path: Path, precision: str) -> None:
-        _use_graph_mode()
+        ms = mindspore()
         cell = self._converted_cell(precision=precision)
         example = ms.Tensor(shape=[None, *self._input_shape(1)[1:]], dtype=ms.float32)
         ms.export(cell, example, file_name=str(path.with_suffix("")), file_format="MINDIR")
@@ -86,8 +98,10 @@ class MindSporeSource:
 
     def _converted_cell(self, precision: str):
         """A copy of the network taking raw converted-order pixels, the swap folded into conv 1."""
-        from facezoo.networks import build_network
+        from facezoo.sources.mindspore.converted import ConvertedContract
+        from facezoo.sources.mindspore.networks import build_network
 
+        ms = mindspore()
         copy = build_network(self.spec.architecture)
         weights = {p.name: p.asnumpy() for p in self.network.get_parameters()}
         if self._needs_channel_swap():
@@ -95,7 +109,7 @@ class MindSporeSource:
             weights[name] = weights[name][:, ::-1].copy()
         ms.load_param_into_net(copy, {k: ms.Parameter(ms.Tensor(v), name=k) for k, v in weights.items()})
         copy.set_train(False)
-        return _ConvertedContract(copy, self.spec, precision)
+        return ConvertedContract(copy, self.spec, precision)
 
     def _needs_channel_swap(self) -> bool:
         return self.spec.input.channels == 3 and self.spec.input.channel_order != self.spec.converted.channel_order
@@ -105,26 +119,3 @@ class MindSporeSource:
             if len(parameter.shape) == 4 and parameter.shape[1] == 3:
                 return parameter.name
         raise ConversionError(f"{self.spec.name}: no first convolution with 3 input channels to fold the swap into")
-
-
-class _ConvertedContract(nn.Cell):
-    """Raw pixels in the converted channel order → normalized → backbone → embedding."""
-
-    def __init__(self, backbone, spec: ModelSpec, precision: str):
-        super().__init__()
-        self.backbone = backbone
-        mean, inv_std = normalization_constants(spec, spec.converted.channel_order)
-        self.mean = ms.Tensor(mean)
-        self.inv_std = ms.Tensor(inv_std)
-        self.output_index = spec.output.index
-        self.fp16 = precision == "FP16"
-        if self.fp16:
-            backbone.to_float(ms.float16)
-
-    def construct(self, data):
-        outputs = self.backbone((data - self.mean) * self.inv_std)
-        if isinstance(outputs, (tuple, list)):
-            outputs = outputs[self.output_index]
-        if self.fp16:
-            outputs = ops.cast(outputs, ms.float32)
-        return outputs

@@ -157,7 +157,7 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
     (:class:`facezoo.standins.statistics.TrainedStatistics`: quiet channels, shifted means, scaled
     variances); ``statistics=None`` matches them exactly.
     """
-    from facezoo.mxnet import executor
+    from facezoo.sources.mxnet import executor
 
     ctx = executor._Ctx(np.dtype(np.float32))
     params = {k.split(":", 1)[1]: v for k, v in weights.items()}
@@ -240,7 +240,7 @@ def _quiet_channels(graph, producer, outputs: list[np.ndarray], params, weights,
 def standin_params(scale: str = "full", seed: int = 0, *, count: int = CALIBRATION_FACES,
                    channel_order: str = "RGB", statistics=TRAINED) -> dict[str, np.ndarray]:
     """Calibrated stand-in parameters (``arg:``/``aux:`` keys in the real file order)."""
-    from facezoo.mxnet.symbol import parse_symbol
+    from facezoo.sources.mxnet.symbol import parse_symbol
 
     graph = parse_symbol(json.loads(symbol_bytes(scale)))
     weights = initial_weights(scale, seed)
@@ -254,7 +254,7 @@ def write_model_folder(folder: Path, *, scale: str = "full", seed: int = 0,
                        symbol_name: str = "model-symbol.json", params_name: str = "model-0000.params",
                        channel_order: str = "RGB") -> tuple[Path, Path]:
     """The unzipped stand-in: ``folder/model-symbol.json`` and ``folder/model-0000.params``."""
-    from facezoo.mxnet.params import dump_params
+    from facezoo.sources.mxnet.params import dump_params
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -288,7 +288,7 @@ def write_standin(spec: ModelSpec, folder: Path, *, seed: int = 0, scale: str = 
     for member in (symbol_member, params_member):
         if member not in members:
             raise FacezooError(f"model {spec.name!r}: {member} is not among the zip members {members}")
-    from facezoo.mxnet.params import dump_params
+    from facezoo.sources.mxnet.params import dump_params
 
     symbol = symbol_bytes(scale)
     params = dump_params(standin_params(scale, seed, channel_order=spec.input.channel_order))

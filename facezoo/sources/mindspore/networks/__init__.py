@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mindspore import nn
+from facezoo.sources.mindspore.context import mindspore
+
+mindspore()  # the networks subclass nn.Cell: MindSpore is started the facezoo way before it loads
+from mindspore import nn  # noqa: E402
 
 from facezoo.errors import RegistryError
-from facezoo.networks.iresnet import iresnet100
-from facezoo.networks.lightcnn import lightcnn9
-from facezoo.networks.mobilefacenet import mobilefacenet
-from facezoo.networks.sphereface import sphere20a
+from facezoo.sources.mindspore.networks.iresnet import iresnet100
+from facezoo.sources.mindspore.networks.lightcnn import lightcnn9
+from facezoo.sources.mindspore.networks.mobilefacenet import mobilefacenet
+from facezoo.sources.mindspore.networks.sphereface import sphere20a
 
 ARCHITECTURES: dict[str, Callable[[], nn.Cell]] = {
     "iresnet100": iresnet100,

@@ -373,7 +373,7 @@ def match_parameters(net, arrays: dict[str, np.ndarray], *, architecture: str,
 
     Raises ``CheckpointError`` for a missing or mis-shaped backbone parameter.
     """
-    from facezoo.networks import OPTIONAL_PARAMS, TRAINING_HEADS, parameter_table
+    from facezoo.sources.mindspore.networks import OPTIONAL_PARAMS, TRAINING_HEADS, parameter_table
 
     source = Path(source)
     report = LoadReport(path=source, architecture=architecture)

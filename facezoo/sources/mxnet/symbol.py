@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from facezoo.mxnet.params import MXNetFormatError
+from facezoo.sources.mxnet.params import MXNetFormatError
 
 __all__ = [
     "MXNetFormatError",

@@ -24,8 +24,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from facezoo.mxnet.params import MXNetFormatError, load_params, split_arg_aux
-from facezoo.mxnet.symbol import Graph, Node, UnsupportedOperatorError, load_symbol
+from facezoo.sources.mxnet.params import MXNetFormatError, load_params, split_arg_aux
+from facezoo.sources.mxnet.symbol import Graph, Node, UnsupportedOperatorError, load_symbol
 
 __all__ = ["MXNetModel", "SUPPORTED_OPS", "conv2d"]
 

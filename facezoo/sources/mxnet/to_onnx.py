@@ -1,7 +1,7 @@
 """Translate an MXNet symbol graph with its parameters into an ONNX model, without MXNet.
 
-This module deliberately shares nothing with :mod:`facezoo.mxnet.executor` except the file
-parsing (:mod:`~facezoo.mxnet.symbol`, :mod:`~facezoo.mxnet.params`), so the executor can serve
+This module deliberately shares nothing with :mod:`facezoo.sources.mxnet.executor` except the file
+parsing (:mod:`~facezoo.sources.mxnet.symbol`, :mod:`~facezoo.sources.mxnet.params`), so the executor can serve
 as an independent check of the conversion.
 
 The converted model has one input (``data`` by default) whose batch dimension is symbolic
@@ -24,8 +24,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from facezoo.mxnet.params import MXNetFormatError, load_params, split_arg_aux
-from facezoo.mxnet.symbol import Graph, Node, UnsupportedOperatorError, load_symbol
+from facezoo.sources.mxnet.params import MXNetFormatError, load_params, split_arg_aux
+from facezoo.sources.mxnet.symbol import Graph, Node, UnsupportedOperatorError, load_symbol
 
 __all__ = ["mxnet_to_onnx", "convert_mxnet_files", "CONVERTIBLE_OPS", "DEFAULT_OPSET"]
 
@@ -453,7 +453,7 @@ def mxnet_to_onnx(
     model = helper.make_model(
         g,
         opset_imports=[helper.make_opsetid("", opset)],
-        producer_name="facezoo.mxnet.to_onnx",
+        producer_name="facezoo.sources.mxnet.to_onnx",
         ir_version=_IR_VERSION,
     )
     meta = {

@@ -1,8 +1,8 @@
 """MXNet models (``-symbol.json`` + ``.params``) as conversion sources, without MXNet.
 
-The original model is the NumPy reference executor (:class:`facezoo.mxnet.MXNetModel`) fed the
+The original model is the NumPy reference executor (:class:`facezoo.sources.mxnet.MXNetModel`) fed the
 registry's input contract; the converted artifacts come from one translation to ONNX
-(:func:`facezoo.mxnet.mxnet_to_onnx`, the channel swap folded into the first convolution), from
+(:func:`facezoo.sources.mxnet.mxnet_to_onnx`, the channel swap folded into the first convolution), from
 which the MINDIR is imported (:mod:`facezoo.converters.onnx_to_mindspore`).
 """
 
@@ -16,8 +16,19 @@ import numpy as np
 from facezoo.converters.normalization import normalization_constants
 from facezoo.errors import ConversionError, FacezooError
 from facezoo.registry import ModelSpec
+from facezoo.sources import register_source
 
 
+def _files(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
+    return [folder / spec.conversion.symbol, folder / spec.conversion.params]
+
+
+def _validate(spec: ModelSpec) -> list[tuple[str, str]]:
+    return [(f"conversion.{key}", "required for MXNet models")
+            for key in ("symbol", "params", "output_node") if not getattr(spec.conversion, key)]
+
+
+@register_source("mxnet", files=_files, validate=_validate, standin_writer="facezoo.sources.mxnet.standin:write_standin")
 @dataclass
 class MXNetSource:
     """The original MXNet graph with its parameters, fed the upstream preprocessing."""
@@ -29,7 +40,7 @@ class MXNetSource:
     _onnx: object = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        from facezoo.mxnet import MXNetModel, load_params, load_symbol, split_arg_aux
+        from facezoo.sources.mxnet import MXNetModel, load_params, load_symbol, split_arg_aux
 
         self.symbol_path = Path(self.symbol_path)
         self.params_path = Path(self.params_path)
@@ -103,7 +114,7 @@ class MXNetSource:
         return self.spec.input.channels == 3 and self.spec.input.channel_order != self.spec.converted.channel_order
 
     def _build_onnx(self):
-        from facezoo.mxnet import mxnet_to_onnx
+        from facezoo.sources.mxnet import mxnet_to_onnx
 
         spec = self.spec
         if spec.input.channel_order == "GRAY" and spec.converted.channel_order != "GRAY":

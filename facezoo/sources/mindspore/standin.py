@@ -110,8 +110,8 @@ def _normal(seed: int, name: str, shape: tuple[int, ...], std: float) -> np.ndar
 
 def _branch_gammas(net) -> set[str]:
     """Parameter names of the gamma of every residual branch's last BatchNorm."""
-    from facezoo.networks.iresnet import IBasicBlock
-    from facezoo.networks.mobilefacenet import DepthWise
+    from facezoo.sources.mindspore.networks.iresnet import IBasicBlock
+    from facezoo.sources.mindspore.networks.mobilefacenet import DepthWise
 
     names = set()
     for _, cell in net.cells_and_names():
@@ -337,7 +337,7 @@ class _Forward:
 
     # -- sphereface
     def _Sphere20a(self, cell, x):
-        from facezoo.networks.sphereface import _STAGES
+        from facezoo.sources.mindspore.networks.sphereface import _STAGES
 
         def unit(stage, index, x):
             x = self(getattr(cell, f"conv{stage}_{index}"), x)
@@ -448,7 +448,7 @@ def _scalar(value, dtype) -> np.ndarray:
 def checkpoint_entries(net, weights: dict[str, np.ndarray], layout: str, *,
                        seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """(key, value) pairs of the checkpoint in ``layout``, in file order."""
-    from facezoo.networks import parameter_table
+    from facezoo.sources.mindspore.networks import parameter_table
 
     table = parameter_table(net)
     names = [pname for pname, _, _ in table]
@@ -483,7 +483,7 @@ def save_entries(entries: list[tuple[str, np.ndarray]], path: Path) -> None:
 
 def write_standin(spec: ModelSpec, folder: Path, *, seed: int = 0) -> list[Path]:
     """Write the stand-in checkpoint of a MindSpore registry entry into ``folder``."""
-    from facezoo.networks import build_network
+    from facezoo.sources.mindspore.networks import build_network
 
     if spec.framework != "mindspore" or not spec.conversion.checkpoint:
         raise FacezooError(f"model {spec.name!r} is not a MindSpore checkpoint model")
