@@ -18,8 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from facezoo.registry import Zoo, load_zoo
-from facezoo.standins.server import StandinServer
+from facezoo.sources.mindspore.context import mindspore
+
+# Test modules import MindSpore themselves: start it the facezoo way first (its oneDNN capped on
+# AVX-512 CPUs, where the uncapped kernels run convolutions some 50-90x slower).
+mindspore()
+
+from facezoo.registry import Zoo, load_zoo  # noqa: E402
+from facezoo.standins.server import StandinServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Facts copied from the shared reference notes (parameter tables, the real r34 symbol, real-MXNet

@@ -17,7 +17,7 @@ from onnx import numpy_helper
 
 from facezoo.sources.mindspore.source import MindSporeSource
 from facezoo.converters.onnx_graph import check_and_save, to_fp16
-from facezoo.converters.onnx_to_mindspore import export_mindir, onnx_to_mindspore
+from facezoo.converters.mindir import export_mindir, onnx_to_mindspore
 from facezoo.converters.openvino_ir import export_ir
 from facezoo.converters.validation import check_artifact
 from facezoo.faces import probe_images

@@ -13,12 +13,10 @@ from mindspore import nn
 from onnx import TensorProto, helper, numpy_helper
 
 from facezoo.converters import onnx_graph
-from facezoo.converters.onnx_to_mindspore import (
+from facezoo.converters.mindir import (
     SUPPORTED_OPS,
-    convert_onnx_file,
     export_mindir,
     onnx_to_mindspore,
-    validate_mindir,
 )
 from facezoo.errors import ConversionError
 
@@ -423,15 +421,24 @@ def test_mindspore_exported_networks(tmp_path):
         assert {p.name for p in net.get_parameters()} >= {p.name for p in cell.get_parameters()}
 
 
-def test_convert_onnx_file(tiny_onnx, tmp_path):
+def _quick(path, out, precisions):
+    """`facezoo convert --onnx FILE --formats mindir`: the file through the pipeline, no registry entry."""
+    from facezoo.converters.pipeline import ConversionRequest, convert_model
+    from facezoo.sources.onnx.adhoc import spec_for_file
+
+    return convert_model(ConversionRequest(spec_for_file(path), path.parent, out, ["mindir"], precisions, path))
+
+
+def test_an_onnx_file_converts_to_mindir_through_the_pipeline(tiny_onnx, tmp_path):
     _, path = tiny_onnx
     out = tmp_path / "out"
-    written = convert_onnx_file(path, out, ["FP32", "FP16"], samples=2)
-    assert written == [out / "tiny-r34" / "FP32" / "tiny-r34.mindir", out / "tiny-r34" / "FP16" / "tiny-r34.mindir"]
+    result = _quick(path, out, ["FP32", "FP16"])
+    assert result.passed, result.error
+    written = [out / "tiny-r34" / "FP32" / "tiny-r34.mindir", out / "tiny-r34" / "FP16" / "tiny-r34.mindir"]
     assert all(p.is_file() for p in written)
     assert sorted(p.name for p in out.iterdir()) == ["tiny-r34"]  # no scratch left behind
     # again: replaces that precision folder in place, leaves the other
-    assert convert_onnx_file(path, out, ["fp32"], samples=1) == written[:1]
+    assert _quick(path, out, ["FP32"]).published == ["FP32"]
     assert sorted(p.name for p in (out / "tiny-r34").iterdir()) == ["FP16", "FP32"]
     io = np.load(TINY / "tiny-r34-io.npz")
     bgr = np.ascontiguousarray(io["input_rgb"][:, ::-1].astype(np.float32))
@@ -457,27 +464,32 @@ def _small_net(seed, batch="N"):
 
 
 def test_validation_catches_a_wrong_mindir_and_handles_static_batch(tmp_path):
+    from facezoo.converters.validation import check_artifact
+
     for seed in (1, 2):
         onnx.save_model(_small_net(seed), str(tmp_path / f"n{seed}.onnx"))
         export_mindir(onnx_to_mindspore(_small_net(seed)), tmp_path / f"n{seed}.mindir")
-    good = validate_mindir(tmp_path / "n1.mindir", tmp_path / "n1.onnx", "FP32", samples=3)
+    inputs = RNG.uniform(0, 255, (3, 3, 6, 6)).astype(np.float32)
+    reference = _ort(_small_net(1), {"x": inputs})[0]
+    good = check_artifact(tmp_path / "n1.mindir", fmt="mindir", precision="FP32", backend_name="mindspore",
+                          inputs=inputs, reference=reference)
     assert good.passed and good.min_cosine > 0.99999 and good.batch_relative_diff < 1e-5, good
-    bad = validate_mindir(tmp_path / "n2.mindir", tmp_path / "n1.onnx", "FP32", samples=3)
+    bad = check_artifact(tmp_path / "n2.mindir", fmt="mindir", precision="FP32", backend_name="mindspore",
+                         inputs=inputs, reference=reference)
     assert not bad.passed and "cosine" in bad.reason
-    # a model with a fixed batch of 1 converts too, and keeps its static input
-    onnx.save_model(_small_net(3, batch=1), str(tmp_path / "static.onnx"))
-    (mindir,) = convert_onnx_file(tmp_path / "static.onnx", tmp_path / "out", ["FP32"], samples=2)
-    cell = nn.GraphCell(ms.load(str(mindir)))
+    # a model with a fixed batch of 1 imports too, and keeps its static input
+    export_mindir(onnx_to_mindspore(_small_net(3, batch=1)), tmp_path / "static.mindir")
+    cell = nn.GraphCell(ms.load(str(tmp_path / "static.mindir")))
     x = RNG.uniform(0, 255, (1, 3, 6, 6)).astype(np.float32)
     np.testing.assert_allclose(cell(ms.Tensor(x)).asnumpy(), _ort(_small_net(3, batch=1), {"x": x})[0],
                                rtol=1e-4, atol=1e-3)
 
 
-def test_convert_onnx_file_refuses_unsupported(tmp_path):
-    model = _model([helper.make_node("Erf", ["x"], ["y"], name="e1")], [("x", ["N", 4])], ["y"])
-    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4]))
+def test_an_unsupported_operator_fails_the_conversion_and_leaves_nothing(tmp_path):
+    model = _model([helper.make_node("Erf", ["x"], ["y"], name="e1")], [("x", ["N", 3, 8, 8])], ["y"])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 8, 8]))
     path = tmp_path / "erf.onnx"
     onnx.save_model(model, str(path))
-    with pytest.raises(ConversionError, match="Erf"):
-        convert_onnx_file(path, tmp_path / "out", ["FP32"])
+    result = _quick(path, tmp_path / "out", ["FP32"])
+    assert not result.passed and "unsupported ONNX operator Erf (node 'e1')" in result.error
     assert [p.name for p in (tmp_path / "out").iterdir()] == []

@@ -3,7 +3,7 @@
 The original model is the NumPy reference executor (:class:`facezoo.sources.mxnet.MXNetModel`) fed the
 registry's input contract; the converted artifacts come from one translation to ONNX
 (:func:`facezoo.sources.mxnet.mxnet_to_onnx`, the channel swap folded into the first convolution), from
-which the MINDIR is imported (:mod:`facezoo.converters.onnx_to_mindspore`).
+which the MINDIR is imported (:mod:`facezoo.converters.mindir`).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class MXNetSource:
         onnx_graph.check_and_save(self.onnx_model(), Path(path))
 
     def export_mindir(self, path: Path, precision: str) -> None:
-        from facezoo.converters.onnx_to_mindspore import export_mindir, onnx_to_mindspore
+        from facezoo.converters.mindir import export_mindir, onnx_to_mindspore
 
         path = Path(path)
         cell = onnx_to_mindspore(self.onnx_model(), precision=precision)

@@ -176,7 +176,7 @@ class OnnxSource:
         onnx_graph.check_and_save(self.converted_model(), Path(path))
 
     def export_mindir(self, path: Path, precision: str) -> None:
-        from facezoo.converters.onnx_to_mindspore import export_mindir, onnx_to_mindspore
+        from facezoo.converters.mindir import export_mindir, onnx_to_mindspore
 
         cell = onnx_to_mindspore(self.converted_model(), precision=precision)
         export_mindir(cell, Path(path))
