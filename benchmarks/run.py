@@ -1,6 +1,6 @@
 """The benchmark suite: `python benchmarks/run.py` (see benchmarks/README.md)."""
 
-from facezoo.benchmark.suite.cli import main
+from facezoo.cli.suite import main
 
 if __name__ == "__main__":
     main()

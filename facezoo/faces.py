@@ -12,7 +12,7 @@ import zlib
 import cv2
 import numpy as np
 
-from facezoo.preprocessing import TEMPLATE_112, template, template_frame, to_model_input
+from facezoo.preprocessing import TEMPLATE_112, template_frame
 
 _SHIFT = 4  # sub-pixel bits for cv2 drawing
 #: Identities of the converter's probe faces (1000, 1001, ...) and of the colour-asymmetric face.
@@ -200,6 +200,4 @@ __all__ = [
     "face_batch",
     "probe_images",
     "synthetic_face",
-    "template",
-    "to_model_input",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from facezoo.errors import FacezooError, RegistryError
+from facezoo.formats import FORMATS
 from facezoo.gates import GATES, default_cosine_thresholds
 
 PACKAGED_ZOO = Path(__file__).with_name("model_zoo.yml")
@@ -26,7 +27,6 @@ ZOO_ENV = "FACEZOO_ZOO"
 
 CHANNEL_ORDERS = ("RGB", "BGR", "GRAY")
 LAYOUTS = ("NCHW", "NHWC")
-FORMATS = ("mindir", "onnx", "openvino")
 #: Every precision facezoo converts to (one per accuracy gate); FP32/FP16 by default, INT8 and BF16
 #: (made from the FP32 artifacts, see facezoo.quantization) when asked for.
 PRECISIONS = tuple(GATES)

@@ -11,10 +11,10 @@ import numpy as np
 import onnx
 import pytest
 
-from facezoo.converters import pipeline
 from facezoo.sources.mindspore.source import MindSporeSource
 from facezoo.converters.pipeline import ConversionRequest, convert_model
-from facezoo.faces import probe_images, to_model_input
+from facezoo.faces import probe_images
+from facezoo.preprocessing import to_model_input
 from facezoo.runtime.backends import open_backend
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,8 @@ from mindspore import nn
 from facezoo.sources.mxnet.source import MXNetSource
 from facezoo.converters.pipeline import ConversionRequest, convert_model
 from facezoo.errors import ConversionError
-from facezoo.faces import probe_images, to_model_input
+from facezoo.faces import probe_images
+from facezoo.preprocessing import to_model_input
 from facezoo.sources.mxnet import MXNetModel, save_symbol
 from facezoo.sources.mxnet.symbol import SymbolBuilder
 from facezoo.registry import load_zoo

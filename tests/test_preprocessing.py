@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facezoo import faces
+from facezoo import faces, preprocessing
 from facezoo.preprocessing import (
     TEMPLATE_112,
     ImageError,
@@ -82,7 +82,7 @@ def test_one_template_rule_for_every_crop_size():
     np.testing.assert_allclose(template((112, 96)), TEMPLATE_112 - [8, 0])
     np.testing.assert_allclose(template((224, 224)), TEMPLATE_112 * 2)
     np.testing.assert_allclose(template((128, 128)), TEMPLATE_112 * 128 / 112)
-    assert faces.template is template  # the synthetic faces are drawn on the same template
+    assert preprocessing.template is template  # the synthetic faces are drawn on the same template
 
 
 def test_only_aligned_crops_pass_without_resize():

@@ -18,7 +18,8 @@ import pytest
 
 from facezoo.accuracy.agreement import sample_faces
 from facezoo.sources.mindspore.source import MindSporeSource
-from facezoo.converters.pipeline import SUFFIX, VALIDATING_BACKENDS, ConversionRequest, convert_model
+from facezoo.converters.pipeline import ConversionRequest, convert_model
+from facezoo.formats import BACKENDS_FOR_FORMAT, SUFFIX
 from facezoo.converters.validation import check_artifact
 from facezoo.preprocessing import ImageError, to_model_input
 from facezoo.quantization import (
@@ -65,7 +66,7 @@ class Original:
         def judge(path: Path) -> GateVerdict:
             fmt = next(f for f, suffix in SUFFIX.items() if suffix == path.suffix)
             worst = None
-            for backend in VALIDATING_BACKENDS[fmt]:
+            for backend in BACKENDS_FOR_FORMAT[fmt]:
                 check = check_artifact(path, fmt=fmt, precision=INT8, backend_name=backend, inputs=self.inputs,
                                        reference=self.reference, threshold=threshold)
                 with load(path, backend=backend) as model:

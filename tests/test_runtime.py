@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from facezoo.sources.mindspore.source import MindSporeSource
-from facezoo.faces import probe_images, synthetic_face, to_model_input
+from facezoo.faces import probe_images, synthetic_face
+from facezoo.preprocessing import to_model_input
 from facezoo.runtime import BackendError, Embedder, InputError, align_face, available_devices, load
 from facezoo.preprocessing import ImageError, fit_crop, template
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import reference_params
 
-from facezoo import faces
+from facezoo import faces, preprocessing
 
 
 
@@ -39,8 +39,8 @@ def test_variations_are_closer_than_identities():
 
 
 def test_template_and_landmarks():
-    np.testing.assert_allclose(faces.template((112, 96)), faces.TEMPLATE_112 - [8, 0])
-    np.testing.assert_allclose(faces.template((224, 224)), faces.TEMPLATE_112 * 2)
+    np.testing.assert_allclose(preprocessing.template((112, 96)), preprocessing.TEMPLATE_112 - [8, 0])
+    np.testing.assert_allclose(preprocessing.template((224, 224)), preprocessing.TEMPLATE_112 * 2)
     # the eyes (drawn at the template points) are the busiest spots of the face, busier than a cheek
     batch = faces.face_batch(range(20), [0] * 20).astype(np.float32).mean(axis=3)
 
@@ -48,7 +48,7 @@ def test_template_and_landmarks():
         return batch[:, int(y) - 4:int(y) + 5, int(x) - 6:int(x) + 7].std(axis=(1, 2)).mean()
 
     cheek = local_std(30, 72)
-    for x, y in faces.TEMPLATE_112[:2]:
+    for x, y in preprocessing.TEMPLATE_112[:2]:
         assert local_std(x, y) > 1.5 * cheek
 
 
@@ -63,19 +63,19 @@ def test_probe_images_include_a_colour_asymmetric_one():
 
 def test_to_model_input_channel_orders():
     images = faces.face_batch([1, 2], [0, 0])
-    bgr = faces.to_model_input(images, "BGR")
-    rgb = faces.to_model_input(images, "RGB")
-    gray = faces.to_model_input(images, "GRAY")
+    bgr = preprocessing.to_model_input(images, "BGR")
+    rgb = preprocessing.to_model_input(images, "RGB")
+    gray = preprocessing.to_model_input(images, "GRAY")
     assert bgr.shape == rgb.shape == (2, 3, 112, 112) and gray.shape == (2, 1, 112, 112)
     assert bgr.dtype == rgb.dtype == gray.dtype == np.float32
     np.testing.assert_array_equal(bgr[:, 0], images[..., 0])
     np.testing.assert_array_equal(rgb[:, 0], images[..., 2])
     np.testing.assert_array_equal(gray[1, 0], cv2.cvtColor(images[1], cv2.COLOR_BGR2GRAY))
-    assert faces.to_model_input(images[0], "RGB").shape == (1, 3, 112, 112)
+    assert preprocessing.to_model_input(images[0], "RGB").shape == (1, 3, 112, 112)
     with pytest.raises(ValueError):
-        faces.to_model_input(images, "YUV")
+        preprocessing.to_model_input(images, "YUV")
     with pytest.raises(ValueError):
-        faces.to_model_input(images[..., 0], "BGR")
+        preprocessing.to_model_input(images[..., 0], "BGR")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facezoo import faces
+from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
 from facezoo.sources.mxnet import MXNetModel, load_params, load_symbol, split_arg_aux
 from facezoo.sources.mxnet.params import parse_params
@@ -45,7 +45,7 @@ def _graph_facts(graph) -> list:
 def _separation(model: MXNetModel, identities: int = 6, variations: int = 3):
     ids = np.repeat(np.arange(identities) + 300, variations)
     var = np.tile(np.arange(variations), identities)
-    x = faces.to_model_input(faces.face_batch(ids, var), "RGB")
+    x = preprocessing.to_model_input(faces.face_batch(ids, var), "RGB")
     emb = model.run({"data": x}, ["fc1"])["fc1"].astype(np.float64)
     unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
     cos = unit @ unit.T
@@ -106,7 +106,7 @@ def test_tiny_standin_zip(spec, tmp_path):
 def test_tiny_standin_embeddings_are_sane(tmp_path):
     symbol_path, params_path = sm.write_model_folder(tmp_path, scale="tiny", seed=0)
     model = MXNetModel.load(symbol_path, params_path)
-    x = faces.to_model_input(faces.face_batch(np.arange(6) + 40, np.zeros(6)), "RGB")
+    x = preprocessing.to_model_input(faces.face_batch(np.arange(6) + 40, np.zeros(6)), "RGB")
     outs = model.run({"data": x}, ["stage1_unit1_bn1", "stage3_unit6_bn1", "_plus15", "bn1", "fc1"])
     for name, value in outs.items():
         assert np.all(np.isfinite(value)), name

@@ -38,16 +38,18 @@ import numpy as np
 from facezoo.accuracy.datasets import identity_of, list_images, read_image_file
 from facezoo.accuracy.metrics import best_separation
 from facezoo.atomic import write_bytes_atomic
-from facezoo.converters.validation import closeness_fields, cosine_rows, judge, run_batch_and_singles
+from facezoo.converters.validation import closeness_fields, judge, run_batch_and_singles
 from facezoo.errors import FacezooError
-from facezoo.faces import colour_asymmetric_face, synthetic_face, to_model_input
+from facezoo.faces import colour_asymmetric_face, synthetic_face
+from facezoo.preprocessing import to_model_input
+from facezoo.formats import BACKENDS_FOR_FORMAT
+from facezoo.numerics import cosine_rows
 from facezoo.gates import DEFAULT_MAX_FLIPS, GATES, gate_for
 from facezoo.registry import ModelSpec
 
 DEFAULT_SAMPLES = 8
 SYNTHETIC_IDENTITY = 3000  # generated identities of the check: 3000, 3001, ... (two variations each)
 # Which backends run each converted format (the same set the converter validates with).
-BACKENDS_FOR_FORMAT = {"onnx": ("onnxruntime", "openvino"), "openvino": ("openvino",), "mindir": ("mindspore",)}
 THRESHOLD_FROM_REGISTRY = "registry verification_threshold"
 THRESHOLD_FROM_SEPARATION = "best separation of the original's same/different pairs (midpoint of the widest gap)"
 
@@ -423,7 +425,9 @@ def show_agreement(reports: list[AgreementReport], console=None) -> None:
     from rich.table import Table
 
     if console is None:
-        from facezoo.cli.common import console
+        from rich.console import Console
+
+        console = Console()
     weights = {r.weights for r in reports if r.weights}
     note = ""
     if weights and weights != {"published"}:

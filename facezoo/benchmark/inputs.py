@@ -5,7 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facezoo.faces import synthetic_face, to_model_input
+from facezoo.faces import synthetic_face
+
+from facezoo.preprocessing import to_model_input
 from facezoo.preprocessing import template
 
 POOL = 64  # distinct faces; batches are cut from the pool at shifting offsets

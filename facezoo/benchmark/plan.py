@@ -8,8 +8,8 @@ from pathlib import Path
 from facezoo.benchmark.results import MODES, RUNNERS, BenchmarkCase
 from facezoo.errors import FacezooError
 from facezoo.registry import Zoo
-from facezoo.runtime.backends import FILES_FOR_BACKEND
-from facezoo.runtime.resolve import FORMAT_FOR_SUFFIX, Artifact, ModelNotFoundError, artifact_from_path, find_artifacts
+from facezoo.formats import FORMAT_FOR_SUFFIX, SUFFIXES_FOR_BACKEND
+from facezoo.runtime.resolve import Artifact, ModelNotFoundError, artifact_from_path, find_artifacts
 
 # Backends in the order tables list them.
 BACKEND_ORDER = ("openvino", "onnxruntime", "mindspore")
@@ -68,7 +68,7 @@ def plan_cases(artifacts: list[Artifact], matrix: Matrix) -> list[BenchmarkCase]
     cases = []
     for artifact in artifacts:
         suffix = artifact.path.suffix
-        backends = [b for b in BACKEND_ORDER if suffix in FILES_FOR_BACKEND[b] and (not matrix.backends or b in matrix.backends)]
+        backends = [b for b in BACKEND_ORDER if suffix in SUFFIXES_FOR_BACKEND[b] and (not matrix.backends or b in matrix.backends)]
         for backend in backends:
             hints = matrix.precision_hints if backend == "openvino" else (None,)
             runners = [r for r in matrix.runners if r == "facezoo" or backend in ("openvino", "onnxruntime")]

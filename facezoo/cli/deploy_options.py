@@ -9,13 +9,14 @@ import typer
 
 from facezoo.errors import FacezooError
 from facezoo.registry import PRECISIONS
-from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR, SUFFIX_FOR_FORMAT
+from facezoo.formats import PREFERRED
+from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR
 
 ConvertedDir = Annotated[
     Path, typer.Option("-c", "--converted-dir", "--converted_dir", help="Where zoo names are looked up.")
 ]
 FormatOption = Annotated[
-    Optional[str], typer.Option("--format", help=f"{' | '.join(SUFFIX_FOR_FORMAT)} (for zoo names).")
+    Optional[str], typer.Option("--format", help=f"{' | '.join(PREFERRED)} (for zoo names).")
 ]
 PrecisionOption = Annotated[
     Optional[str], typer.Option("--precision", help=f"{' | '.join(PRECISIONS)} (for zoo names).")
@@ -26,7 +27,7 @@ __all__ = ["ConvertedDir", "DEFAULT_CONVERTED_DIR", "DeviceOption", "FormatOptio
            "PrecisionOption", "check_format", "check_precision"]
 
 
-def check_format(fmt: str | None, allowed: tuple[str, ...] = tuple(SUFFIX_FOR_FORMAT)) -> str | None:
+def check_format(fmt: str | None, allowed: tuple[str, ...] = PREFERRED) -> str | None:
     if fmt is None:
         return None
     if fmt.lower() not in allowed:

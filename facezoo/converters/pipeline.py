@@ -22,11 +22,9 @@ from facezoo.converters.model_card import write_model_card
 from facezoo.converters.validation import ArtifactCheck, check_artifact
 from facezoo.errors import ConversionError, FacezooError
 from facezoo.quantization.precisions import QUANTIZED_PRECISIONS
+from facezoo.formats import BACKENDS_FOR_FORMAT, SUFFIX
 from facezoo.registry import FORMATS, PRECISIONS, ModelSpec
 
-SUFFIX = {"onnx": ".onnx", "openvino": ".xml", "mindir": ".mindir"}
-# Which backends must reproduce the original for each format.
-VALIDATING_BACKENDS = {"onnx": ("onnxruntime", "openvino"), "openvino": ("openvino",), "mindir": ("mindspore",)}
 PROBE_COUNT = 4  # synthetic faces, one of them colour-asymmetric (faces.probe_images)
 
 
@@ -168,7 +166,7 @@ def convert_model(request: ConversionRequest, step: Callable[[str], None] = lamb
 def _validate(work: _Work, path: Path, fmt: str, precision: str) -> None:
     """Every backend that runs the format, against the original, by the precision's gate."""
     spec = work.spec
-    for backend in VALIDATING_BACKENDS[fmt]:
+    for backend in BACKENDS_FOR_FORMAT[fmt]:
         work.step(f"validating {fmt} {precision} with {backend}")
         try:
             work.checks.append(check_artifact(path, fmt=fmt, precision=precision, backend_name=backend,

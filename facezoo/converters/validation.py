@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from facezoo.gates import Gate, gate_for
+from facezoo.numerics import cosine_rows
 from facezoo.runtime.backends import open_backend
 
 
@@ -47,13 +48,6 @@ class ArtifactCheck:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.astype(np.float64).reshape(len(a), -1)
-    b = b.astype(np.float64).reshape(len(b), -1)
-    denominator = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return np.sum(a * b, axis=1) / np.maximum(denominator, 1e-30)
 
 
 def closeness(reference: np.ndarray, outputs: np.ndarray) -> Closeness:

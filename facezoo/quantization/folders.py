@@ -67,7 +67,7 @@ def quantize_folder(
     When a format misses, the formats after it are not tried: the folder cannot be published
     anyway, and each ladder costs minutes on a large network.
     """
-    from facezoo.converters.pipeline import SUFFIX
+    from facezoo.formats import SUFFIX
 
     unknown = [f for f in formats if f not in INT8_FORMATS]
     if unknown:

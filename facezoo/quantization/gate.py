@@ -51,7 +51,7 @@ def pair_indices(n: int) -> np.ndarray:
 
 def flipped_pairs(reference: np.ndarray, outputs: np.ndarray, decision_threshold: float) -> np.ndarray:
     """Indices (into pair_indices) of the pairs whose same/different decision differs."""
-    from facezoo.converters.validation import cosine_rows
+    from facezoo.numerics import cosine_rows
 
     pairs = pair_indices(len(reference))
     same_original = cosine_rows(reference[pairs[:, 0]], reference[pairs[:, 1]]) >= decision_threshold
@@ -63,7 +63,7 @@ def flipped_pairs(reference: np.ndarray, outputs: np.ndarray, decision_threshold
 def separating_threshold(reference: np.ndarray, identities: Sequence) -> float:
     """The cosine that best separates the original's same- from different-identity pairs."""
     from facezoo.accuracy.metrics import best_separation
-    from facezoo.converters.validation import cosine_rows
+    from facezoo.numerics import cosine_rows
 
     pairs = pair_indices(len(reference))
     labels = np.asarray(list(identities), dtype=object)
@@ -88,9 +88,9 @@ def reference_gate(
     ``min_cosine`` (and the converter's batch check), with no same/different decision flipped
     at ``decision_threshold`` over all pairs.
     """
-    from facezoo.converters.pipeline import SUFFIX, VALIDATING_BACKENDS
+    from facezoo.formats import BACKENDS_FOR_FORMAT, SUFFIX
 
-    backends_for_suffix = backends or {SUFFIX[fmt]: names for fmt, names in VALIDATING_BACKENDS.items()}
+    backends_for_suffix = backends or {SUFFIX[fmt]: names for fmt, names in BACKENDS_FOR_FORMAT.items()}
     reference = np.asarray(reference, np.float32).reshape(len(reference), -1)
     inputs = np.ascontiguousarray(inputs, np.float32)
 

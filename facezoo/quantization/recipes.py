@@ -79,6 +79,6 @@ def samples(inputs: np.ndarray, feed_name: str | None = None) -> list:
 
 
 def cosines(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    from facezoo.converters.validation import cosine_rows
+    from facezoo.numerics import cosine_rows
 
     return cosine_rows(reference, np.asarray(outputs, np.float32).reshape(len(reference), -1))

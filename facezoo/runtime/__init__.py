@@ -8,7 +8,8 @@
 from facezoo.runtime.backends import BackendError, BackendOptions, open_backend
 from facezoo.runtime.devices import available_devices
 from facezoo.preprocessing import ImageError, align_face
-from facezoo.runtime.embedder import Embedder, cosine_similarity, l2_normalize, read_image
+from facezoo.numerics import cosine_similarity, l2_normalize
+from facezoo.runtime.embedder import Embedder, read_image
 from facezoo.runtime.model import FaceModel, InputError, TensorSpec, load
 from facezoo.runtime.resolve import Artifact, find_artifacts, resolve_artifact
 

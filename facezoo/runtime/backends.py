@@ -15,9 +15,8 @@ from typing import Iterable, Protocol
 import numpy as np
 
 from facezoo.errors import FacezooError
+from facezoo.formats import DEFAULT_BACKEND_FOR_SUFFIX, SUFFIXES_FOR_BACKEND
 
-BACKEND_FOR_SUFFIX = {".xml": "openvino", ".onnx": "onnxruntime", ".mindir": "mindspore"}
-FILES_FOR_BACKEND = {"openvino": (".xml", ".onnx"), "onnxruntime": (".onnx",), "mindspore": (".mindir",)}
 
 
 class BackendError(FacezooError):
@@ -237,13 +236,13 @@ BACKENDS = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend, "min
 
 def backend_for(path: Path, backend: str | None) -> str:
     path = Path(path)
-    name = backend or BACKEND_FOR_SUFFIX.get(path.suffix)
+    name = backend or DEFAULT_BACKEND_FOR_SUFFIX.get(path.suffix)
     if name is None:
-        raise BackendError(f"{path}: no backend runs {path.suffix!r} files; expected {', '.join(BACKEND_FOR_SUFFIX)}")
+        raise BackendError(f"{path}: no backend runs {path.suffix!r} files; expected {', '.join(DEFAULT_BACKEND_FOR_SUFFIX)}")
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
-    if path.suffix not in FILES_FOR_BACKEND[name]:
-        raise BackendError(f"{path}: {name} runs {' and '.join(FILES_FOR_BACKEND[name])} files, not {path.suffix!r}")
+    if path.suffix not in SUFFIXES_FOR_BACKEND[name]:
+        raise BackendError(f"{path}: {name} runs {' and '.join(SUFFIXES_FOR_BACKEND[name])} files, not {path.suffix!r}")
     return name
 
 

@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from facezoo.numerics import l2_normalize
 from facezoo.preprocessing import ImageError, align_face, fit_crop
 from facezoo.runtime.model import FaceModel, load
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR, resolve_artifact
@@ -19,16 +20,6 @@ def read_image(path: str | Path) -> np.ndarray:
     if image is None:
         raise ImageError(f"{path}: cannot read image (missing, or not a format OpenCV decodes)")
     return image
-
-
-def l2_normalize(embeddings: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return embeddings / np.maximum(norms, 1e-12)
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
 
 
 class Embedder:

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facezoo.errors import FacezooError
+from facezoo.formats import FORMAT_FOR_SUFFIX, PREFERRED, SUFFIX
 from facezoo.registry import PRECISIONS
 
-SUFFIX_FOR_FORMAT = {"openvino": ".xml", "onnx": ".onnx", "mindir": ".mindir"}
-FORMAT_FOR_SUFFIX = {suffix: fmt for fmt, suffix in SUFFIX_FOR_FORMAT.items()}
 DEFAULT_CONVERTED_DIR = Path("converted")
 
 
@@ -52,8 +51,8 @@ def find_artifacts(model: str, converted_dir: Path = DEFAULT_CONVERTED_DIR, form
     folder = Path(converted_dir) / model
     found = []
     for precision in precisions or PRECISIONS:
-        for fmt in formats or SUFFIX_FOR_FORMAT:
-            path = folder / precision / f"{model}{SUFFIX_FOR_FORMAT[fmt]}"
+        for fmt in formats or PREFERRED:
+            path = folder / precision / f"{model}{SUFFIX[fmt]}"
             if path.is_file():
                 found.append(artifact_from_path(path))
     return found
@@ -66,7 +65,7 @@ def resolve_artifact(
     candidate = Path(model)
     if candidate.suffix in FORMAT_FOR_SUFFIX and (candidate.exists() or "/" in model):
         return artifact_from_path(candidate)
-    formats = [fmt] if fmt else list(SUFFIX_FOR_FORMAT)
+    formats = [fmt] if fmt else list(PREFERRED)
     precisions = [precision] if precision else list(PRECISIONS)
     found = find_artifacts(model, converted_dir, formats, precisions)
     if not found:

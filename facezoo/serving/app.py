@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 import facezoo
 from facezoo.errors import FacezooError
-from facezoo.runtime.embedder import l2_normalize
+from facezoo.numerics import l2_normalize
 from facezoo.serving.batcher import BatchingOptions
 from facezoo.serving.errors import BadRequest, ModelNotServed, ServingError
 from facezoo.serving.faces import MAX_FILES, form_files, prepare_faces, read_blobs, read_landmarks, read_threshold

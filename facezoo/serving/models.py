@@ -12,7 +12,8 @@ from facezoo.errors import FacezooError, RegistryError
 from facezoo.registry import Zoo
 from facezoo.runtime import Embedder, FaceModel, load, resolve_artifact
 from facezoo.runtime.backends import backend_for
-from facezoo.runtime.resolve import FORMAT_FOR_SUFFIX, Artifact
+from facezoo.formats import FORMAT_FOR_SUFFIX
+from facezoo.runtime.resolve import Artifact
 from facezoo.serving.batcher import BatchingOptions, DynamicBatcher
 from facezoo.serving.errors import Unavailable
 from facezoo.serving.kserve import TensorSpecV2

@@ -7,7 +7,8 @@ import numpy as np
 
 def bf16_agreement(path: str, faces: int = 16) -> float:
     """Worst cosine between OpenVINO bf16 and f32 embeddings of the same faces."""
-    from facezoo.faces import probe_images, to_model_input
+    from facezoo.faces import probe_images
+    from facezoo.preprocessing import to_model_input
     from facezoo.runtime import l2_normalize, load
 
     embeddings = []

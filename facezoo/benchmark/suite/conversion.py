@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from facezoo.runtime.resolve import FORMAT_FOR_SUFFIX
+from facezoo.formats import FORMAT_FOR_SUFFIX
 
 
 @dataclass(frozen=True)

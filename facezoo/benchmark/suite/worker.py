@@ -68,7 +68,6 @@ def run_cases(cases: list[BenchmarkCase], settings: dict, on_result: Callable[[B
 
 
 def _main() -> None:
-    import facezoo.cli.common  # noqa: F401  (quiet MindSpore logging, as in the CLI)
     from facezoo.benchmark.timing import run_case
 
     job = json.loads(sys.stdin.read())

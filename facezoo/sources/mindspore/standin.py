@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from facezoo import faces
+from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
 from facezoo.registry import InputContract, ModelSpec
 from facezoo.standins.statistics import TRAINED, TrainedStatistics
@@ -404,7 +404,7 @@ def numpy_forward(net, architecture: str, weights: dict[str, np.ndarray], x: np.
 
 def preprocess(images_bgr: np.ndarray, contract: InputContract) -> np.ndarray:
     """BGR uint8 crops -> the ORIGINAL network's input (channel order, mean/std of the registry)."""
-    x = faces.to_model_input(images_bgr, contract.channel_order)
+    x = preprocessing.to_model_input(images_bgr, contract.channel_order)
     mean = np.asarray(contract.mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(contract.std, np.float32).reshape(1, -1, 1, 1)
     return ((x - mean) / std).astype(np.float32)

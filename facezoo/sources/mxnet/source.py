@@ -63,7 +63,7 @@ class MXNetSource:
     # ------------------------------------------------------------------------------ original --
     def original_input(self, images_bgr: np.ndarray) -> np.ndarray:
         """uint8 BGR NHWC images -> what the original graph's input takes (float32 NCHW)."""
-        from facezoo.faces import to_model_input
+        from facezoo.preprocessing import to_model_input
 
         batch = to_model_input(images_bgr, self.spec.input.channel_order)
         if self.spec.input.normalization == "outside":

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facezoo import faces
+from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
 from facezoo.standins.statistics import TRAINED
 from facezoo.registry import ModelSpec
@@ -245,7 +245,7 @@ def standin_params(scale: str = "full", seed: int = 0, *, count: int = CALIBRATI
     graph = parse_symbol(json.loads(symbol_bytes(scale)))
     weights = initial_weights(scale, seed)
     images = calibration_images(count=count)
-    x = faces.to_model_input(images, channel_order)  # raw 0..255: the graph normalizes itself
+    x = preprocessing.to_model_input(images, channel_order)  # raw 0..255: the graph normalizes itself
     calibrate(graph, weights, x, statistics=statistics, seed=seed)
     return weights
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facezoo import faces
+from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
 from facezoo.registry import ModelSpec
 from facezoo.standins.statistics import TRAINED, TrainedStatistics
@@ -237,7 +237,7 @@ def _calibration_feeds(input_name: str, layout: str, batch: int, channel_order: 
                        mean: float, std: float) -> list[dict[str, np.ndarray]]:
     """Synthetic faces in the original's preprocessing, in batches of the file's fixed batch."""
     ids = np.arange(CALIBRATION_FACES) + 9000
-    x = faces.to_model_input(faces.face_batch(ids, ids % 3), channel_order)
+    x = preprocessing.to_model_input(faces.face_batch(ids, ids % 3), channel_order)
     x = (x - np.float32(mean)) / np.float32(std)
     if layout == "NHWC":
         x = x.transpose(0, 2, 3, 1)
