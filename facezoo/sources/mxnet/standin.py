@@ -157,12 +157,12 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
     (:class:`facezoo.standins.statistics.TrainedStatistics`: quiet channels, shifted means, scaled
     variances); ``statistics=None`` matches them exactly.
     """
-    from facezoo.sources.mxnet import executor
+    from facezoo.sources.mxnet import ops as executor_ops
 
-    ctx = executor._Ctx(np.dtype(np.float32))
+    ctx = executor_ops._Ctx(np.dtype(np.float32))
     params = {k.split(":", 1)[1]: v for k, v in weights.items()}
     keys = {k.split(":", 1)[1]: k for k in weights}
-    needed = graph.ancestors(graph.heads, executor._skip_inputs)
+    needed = graph.ancestors(graph.heads, executor_ops._skip_inputs)
     last_use: dict[int, int] = {}
     uses: dict[int, int] = {}
     for i in needed:
@@ -180,7 +180,7 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
             else:
                 values[i] = [params[node.name]]
             continue
-        skip = executor._skip_inputs(node)
+        skip = executor_ops._skip_inputs(node)
         entries = [(src, out) for pos, (src, out) in enumerate(node.inputs) if pos not in skip]
         if node.op == "BatchNorm":
             (src, out) = entries[0]
@@ -199,7 +199,7 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
                 var_name = graph.nodes[vsrc].name
                 params[var_name][...] = value.astype(np.float32)
                 weights[keys[var_name]] = params[var_name]
-        fn = executor._OPS[node.op]
+        fn = executor_ops._OPS[node.op]
         split = [src in batched for src, _ in entries]
         n = len(x)
         outs: list[list[np.ndarray]] = []
