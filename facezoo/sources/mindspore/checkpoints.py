@@ -373,13 +373,15 @@ def match_parameters(net, arrays: dict[str, np.ndarray], *, architecture: str,
 
     Raises ``CheckpointError`` for a missing or mis-shaped backbone parameter.
     """
-    from facezoo.sources.mindspore.networks import OPTIONAL_PARAMS, TRAINING_HEADS, parameter_table
+    from facezoo.sources.mindspore.architectures import architecture as architecture_spec
+    from facezoo.sources.mindspore.networks import parameter_table
 
     source = Path(source)
     report = LoadReport(path=source, architecture=architecture)
     table = parameter_table(net)
-    optional = set(OPTIONAL_PARAMS.get(architecture, ()))
-    heads = set(TRAINING_HEADS.get(architecture, ()))
+    spec = architecture_spec(architecture)
+    optional = set(spec.optional_params)
+    heads = set(spec.training_heads)
 
     candidates: dict[str, list[tuple[int, str]]] = {}
     for key in arrays:

@@ -1,7 +1,8 @@
 """MindSpore definitions of the registry's network architectures.
 
-``ARCHITECTURES`` maps the registry's ``architecture`` names to builders of the bare inference
-network (MindSpore ``nn.Cell``; build it in GRAPH mode, call ``set_train(False)``).
+Each network file registers its builder and spec with ``@register_architecture`` (see
+:mod:`facezoo.sources.mindspore.architectures`); ``build_network(name)`` builds the bare inference
+network.
 
 Parameter names, shapes and order of every network equal the upstream checkpoints'
 (``Parameter.name``; see ``shared/reference/mindspore/*.params.tsv``), so
@@ -21,56 +22,16 @@ picks the embedding; ``network_output(outputs, index)`` applies that rule and
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from facezoo.sources.mindspore.context import mindspore
 
 mindspore()  # the networks subclass nn.Cell: MindSpore is started the facezoo way before it loads
 from mindspore import nn  # noqa: E402
 
-from facezoo.errors import RegistryError
-from facezoo.sources.mindspore.networks.iresnet import iresnet100
-from facezoo.sources.mindspore.networks.lightcnn import lightcnn9
-from facezoo.sources.mindspore.networks.mobilefacenet import mobilefacenet
-from facezoo.sources.mindspore.networks.sphereface import sphere20a
-
-ARCHITECTURES: dict[str, Callable[[], nn.Cell]] = {
-    "iresnet100": iresnet100,
-    "sphere20a": sphere20a,
-    "lightcnn9": lightcnn9,
-    "mobilefacenet": mobilefacenet,
-}
-
-#: Checkpoint keys (after stripping `network.` / `_backbone.`) of each architecture's training head.
-TRAINING_HEADS: dict[str, tuple[str, ...]] = {
-    "iresnet100": ("mp_weight", "fc.weight"),  # `fc.weight` counts only when it is not the backbone's
-    "sphere20a": ("fc6.weight",),
-    "lightcnn9": ("fc2.weight", "fc2.bias"),
-    "mobilefacenet": ("fc.weight", "mp_weight"),
-}
-
-#: Network parameters a checkpoint may lack: they do not influence the embedding.
-OPTIONAL_PARAMS: dict[str, tuple[str, ...]] = {
-    "iresnet100": (),
-    "sphere20a": (),
-    "lightcnn9": ("fc2.weight", "fc2.bias"),
-    "mobilefacenet": (),
-}
-
-
-def _check(architecture: str) -> None:
-    if architecture not in ARCHITECTURES:
-        raise RegistryError(
-            f"unknown network architecture {architecture!r}; known architectures: {', '.join(ARCHITECTURES)}"
-        )
-
-
-def build_network(architecture: str) -> nn.Cell:
-    """A fresh network of ``architecture`` in inference mode (randomly initialised)."""
-    _check(architecture)
-    net = ARCHITECTURES[architecture]()
-    net.set_train(False)
-    return net
+# Each network file registers its architecture (facezoo.sources.mindspore.architectures).
+from facezoo.sources.mindspore.architectures import architecture, build_network  # noqa: E402
+from facezoo.sources.mindspore.networks import iresnet, lightcnn, mobilefacenet, sphereface  # noqa: E402, F401
 
 
 def network_output(outputs: Any, index: int = 0) -> Any:
@@ -111,10 +72,8 @@ def parameter_table(net: nn.Cell) -> list[tuple[str, str, tuple[int, ...]]]:
 
 
 __all__ = [
-    "ARCHITECTURES",
     "EmbeddingNet",
-    "OPTIONAL_PARAMS",
-    "TRAINING_HEADS",
+    "architecture",
     "build_network",
     "network_output",
     "parameter_table",

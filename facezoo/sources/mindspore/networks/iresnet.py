@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from mindspore import nn
 
+from facezoo.sources.mindspore.architectures import StandinPolicy, register_architecture
+
 BN_EPS = 1e-5
 
 
@@ -101,6 +103,19 @@ class IResNet(nn.Cell):
         return x
 
 
+def residual_branch_gammas(net) -> set[str]:
+    """The gamma of every block's last BatchNorm (its residual branch's output scale)."""
+    return {cell.bn3.gamma.name for _, cell in net.cells_and_names() if isinstance(cell, IBasicBlock)}
+
+
+@register_architecture(
+    "iresnet100",
+    # `fc.weight` counts as the head only when it is not the backbone's (mindface r100's collision)
+    training_heads=("mp_weight", "fc.weight"),
+    standin=StandinPolicy(smooth_kernels=0.7, branch_gamma=(0.1, 0.3), branch_gammas=residual_branch_gammas,
+                          layout="arcface", layouts_by_model={"mindface-arcface-r100": "mindface"}),
+    source="MindSpore models research/cv/arcface; mindspore-lab/mindface (r100)",
+)
 def iresnet100() -> IResNet:
     """The ArcFace / mindface r100 backbone: 112x112 RGB in, 512-d embedding out."""
     return IResNet((3, 13, 30, 3))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from mindspore import nn, ops
 
+from facezoo.sources.mindspore.architectures import StandinPolicy, register_architecture
+
 NUM_CLASSES = 79077
 
 
@@ -82,6 +84,13 @@ class LightCNN9(nn.Cell):
         return logits, feature
 
 
+@register_architecture(
+    "lightcnn9",
+    training_heads=("fc2.weight", "fc2.bias"),
+    optional_params=("fc2.weight", "fc2.bias"),  # the 79077-class logits: not on the embedding's path
+    standin=StandinPolicy(normalize_layers=True, embedding_bias="fc1.filter.bias", layout="lightcnn"),
+    source="MindSpore models research/cv/LightCNN",
+)
 def lightcnn9() -> LightCNN9:
     return LightCNN9()
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from mindspore import nn
 
+from facezoo.sources.mindspore.architectures import StandinPolicy, register_architecture
+
 BN_EPS = 1e-5
 
 
@@ -124,5 +126,18 @@ class MobileFaceNet(nn.Cell):
         return self.features(x)
 
 
+def residual_branch_gammas(net) -> set[str]:
+    """The gamma of every residual DepthWise block's last BatchNorm."""
+    return {cell.layers[2].layers[1].gamma.name for _, cell in net.cells_and_names()
+            if isinstance(cell, DepthWise) and cell.residual}
+
+
+@register_architecture(
+    "mobilefacenet",
+    training_heads=("fc.weight", "mp_weight"),
+    standin=StandinPolicy(smooth_kernels=0.7, branch_gamma=(0.1, 0.3), branch_gammas=residual_branch_gammas,
+                          layout="mindface"),
+    source="mindspore-lab/mindface recognition",
+)
 def mobilefacenet() -> MobileFaceNet:
     return MobileFaceNet()

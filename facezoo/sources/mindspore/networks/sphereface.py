@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from mindspore import nn
 
+from facezoo.sources.mindspore.architectures import StandinPolicy, register_architecture
+
 # (stage, input channels, output channels, residual units as (first conv index, second conv index))
 _STAGES = (
     (1, 3, 64, ((2, 3),)),
@@ -63,6 +65,12 @@ class Sphere20a(nn.Cell):
         return self.fc5(x)
 
 
+@register_architecture(
+    "sphere20a",
+    training_heads=("fc6.weight",),
+    standin=StandinPolicy(normalize_layers=True, embedding_bias="fc5.bias", layout="sphereface"),
+    source="MindSpore models official/cv/sphereface",
+)
 def sphere20a() -> Sphere20a:
     return Sphere20a()
 
