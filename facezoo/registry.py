@@ -211,7 +211,19 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         given = dict(self.check_thresholds)
+        object.__setattr__(self, "_given_thresholds", given)  # what the entry itself says
         object.__setattr__(self, "check_thresholds", {**default_cosine_thresholds(), **given})
+
+    def thresholds(self) -> dict[str, float]:
+        """Min cosine per precision: the entry's own, else its architecture's, else the gates'.
+
+        Asks the model's source for architecture thresholds (loading its networks), so it is
+        called when a model is converted or checked, never when the registry is read.
+        """
+        from facezoo.sources import source_for
+
+        architecture = source_for(self.framework).thresholds(self)
+        return {**default_cosine_thresholds(), **architecture, **self._given_thresholds}
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -32,6 +33,22 @@ REPO = Path(__file__).resolve().parents[1]
 # ground truth): the tests never read outside the repository.
 DATA = Path(__file__).resolve().parent / "data"
 REFERENCE = DATA / "reference" / "mindspore"
+
+
+def r34_random_params(rng) -> dict[str, np.ndarray]:
+    """Random float32 values of the real r34 parameter shapes (model-r34-amf.params.tsv), keyed arg:/aux:."""
+    params = {}
+    with open(DATA / "reference" / "mxnet" / "model-r34-amf.params.tsv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            shape = tuple(int(s) for s in row["shape"].split("x"))
+            if row["key"].endswith(("_var", "_gamma")):
+                value = rng.uniform(0.5, 1.5, shape)
+            elif row["key"].endswith("_weight"):
+                value = rng.standard_normal(shape) * np.sqrt(2 / np.prod(shape[1:]))
+            else:
+                value = rng.standard_normal(shape) * 0.1
+            params[row["key"]] = value.astype(np.float32)
+    return params
 
 
 def reference_params(filename: str) -> list[tuple[str, tuple[int, ...]]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import csv
 import time
 from pathlib import Path
 
@@ -88,20 +87,10 @@ def test_unknown_input_and_missing_data(tiny):
 def test_full_size_r34_speed():
     """Full-width r34 (8.9 GFLOPs per image) with random weights of the real shapes, batch 4."""
     g = load_symbol(REF / "model-r34-amf-symbol.json")
+    from conftest import r34_random_params
+
     rng = np.random.default_rng(0)
-    params = {}
-    with open(REF / "model-r34-amf.params.tsv", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            shape = tuple(int(s) for s in row["shape"].split("x"))
-            name = row["key"][4:]
-            if name.endswith(("_var", "_gamma")):
-                params[name] = rng.uniform(0.5, 1.5, shape).astype(np.float32)
-            elif name.endswith("_weight"):
-                params[name] = (rng.standard_normal(shape, np.float32) * np.sqrt(2 / np.prod(shape[1:]))).astype(
-                    np.float32
-                )
-            else:
-                params[name] = (rng.standard_normal(shape, np.float32) * 0.1).astype(np.float32)
+    params = {key[4:]: value for key, value in r34_random_params(rng).items()}
     assert len(params) == 276
     model = MXNetModel(g, params)
     x = rng.uniform(0, 255, (4, 3, 112, 112)).astype(np.float32)

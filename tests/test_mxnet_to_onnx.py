@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -126,19 +125,10 @@ def test_rgb_conversion_and_output_spelling(reference):
 def test_full_size_r34_graph_converts():
     """The real r34 symbol with random weights of the real shapes: conversion equals the executor."""
     g = load_symbol(REF / "model-r34-amf-symbol.json")
+    from conftest import r34_random_params
+
     rng = np.random.default_rng(0)
-    params = {}
-    with open(REF / "model-r34-amf.params.tsv", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            shape = tuple(int(s) for s in row["shape"].split("x"))
-            name = row["key"][4:]
-            if name.endswith(("_var", "_gamma")):
-                a = rng.uniform(0.5, 1.5, shape)
-            elif name.endswith("_weight"):
-                a = rng.standard_normal(shape) * np.sqrt(2 / np.prod(shape[1:]))
-            else:
-                a = rng.standard_normal(shape) * 0.1
-            params[row["key"]] = a.astype(np.float32)
+    params = r34_random_params(rng)
     model = mxnet_to_onnx(g, params, input_shape=(1, 3, 112, 112), output_node="fc1", output_name="pre_fc1",
                           reverse_input_channels=True)
     x = rng.uniform(0, 255, (1, 3, 112, 112)).astype(np.float32)

@@ -242,7 +242,7 @@ def backends_here(fmt: str) -> list[str]:
 
 
 def precision_thresholds(spec: ModelSpec, overrides: dict[str, float] | None = None) -> dict[str, float]:
-    thresholds = dict(spec.check_thresholds)
+    thresholds = spec.thresholds()
     thresholds.update({k.upper(): float(v) for k, v in (overrides or {}).items() if v is not None})
     return thresholds
 

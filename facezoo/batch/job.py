@@ -11,7 +11,6 @@ Locally Ray starts on this machine; with `ray_address` the same job runs on that
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,13 +141,9 @@ def _output_paths(output: str) -> tuple[str, str]:
 
 
 def _publish(staging: Path, target: Path) -> None:
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+    from facezoo.atomic import replace_tree
+
+    replace_tree(staging, target)
 
 
 def _summarize(output: str, seconds: float) -> JobSummary:

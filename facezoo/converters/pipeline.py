@@ -171,7 +171,7 @@ def _validate(work: _Work, path: Path, fmt: str, precision: str) -> None:
         try:
             work.checks.append(check_artifact(path, fmt=fmt, precision=precision, backend_name=backend,
                                               inputs=work.inputs, reference=work.reference,
-                                              threshold=spec.check_thresholds[precision]))
+                                              threshold=spec.thresholds()[precision]))
         except FacezooError as exc:
             work.checks.append(failed_check(path, fmt, precision, backend, len(work.inputs), spec, f"cannot run: {exc}"))
 
@@ -268,7 +268,7 @@ def failed_check(path: Path, fmt: str, precision: str, backend: str, samples: in
     """The check of an artifact that could not be made or run."""
     from facezoo.gates import gate_for
 
-    gate = gate_for(precision, spec.check_thresholds.get(precision))
+    gate = gate_for(precision, spec.thresholds().get(precision))
     nan = float("nan")
     return ArtifactCheck(fmt, precision, backend, path.name, samples, nan, nan, nan, nan, nan, nan,
                          gate.min_cosine, gate.max_relative_error, False, reason)
@@ -303,16 +303,11 @@ def _export(source, fmt: str, precision: str, onnx_fp32: Path, path: Path) -> No
 
 def publish_precisions(scratch: Path, final: Path, precisions: list[str]) -> Path:
     """Swap each precision folder into place; a folder is either old or new, never half."""
+    from facezoo.atomic import replace_tree
+
     final.mkdir(parents=True, exist_ok=True)
     for precision in precisions:
-        target = final / precision
-        retired = None
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{precision}.old.", dir=final))
-            target.rename(retired / precision)
-        (scratch / precision).rename(target)
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
+        replace_tree(scratch / precision, final / precision)
     return final
 
 

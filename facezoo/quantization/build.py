@@ -76,7 +76,7 @@ def build_int8(
 ) -> QuantizedBuild:
     """INT8 IR and/or QDQ ONNX from the FP32 files, through the gated ladder."""
     size, order = (spec.input.height, spec.input.width), spec.converted.channel_order
-    threshold = spec.check_thresholds[INT8]
+    threshold = spec.thresholds()[INT8]
     options = options or LadderOptions()
     options = LadderOptions(**{**options.__dict__, "target_cosine": threshold})
     gate = reference_gate(held.inputs, held.reference, min_cosine=threshold, decision_threshold=held.decision_threshold)
@@ -105,7 +105,7 @@ def build_bf16(spec: ModelSpec, held: HeldOutFaces, fp32_folder: Path, folder: P
     xml = write_bf16(Path(fp32_folder) / f"{spec.name}.xml", Path(folder) / f"{spec.name}.xml")
     fields = card_fields_for(BF16)
     write_card(folder, fields)
-    threshold = spec.check_thresholds[BF16]
+    threshold = spec.thresholds()[BF16]
     gate = reference_gate(held.inputs, held.reference, min_cosine=threshold,
                           decision_threshold=held.decision_threshold, precision=BF16)
     step("BF16 gate")

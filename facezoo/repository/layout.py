@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -102,13 +101,9 @@ def stage_model_folder(artifact: Artifact, repository: Path, name: str, version:
 
 def publish_folder(staging: Path, target: Path) -> None:
     """Replace `target` by `staging` with renames only: readers see the old folder or the new one."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    from facezoo.atomic import replace_tree
+
+    replace_tree(staging, target)
 
 
 def read_json(path: Path) -> dict:

@@ -36,17 +36,19 @@ class SourceEntry:
     validate: Callable  # (spec) -> [(field, problem)]: what the framework needs of a registry entry
     standin_writer: str | None  # "module:function" writing stand-in files for this framework
     layouts: tuple[str, ...]  # the input layouts an original of this framework may have
+    thresholds: Callable  # (spec) -> {precision: min cosine} of the model's architecture, if it has its own
 
 
 _REGISTERED: dict[str, SourceEntry] = {}
 
 
 def register_source(framework: str, *, files: Callable, validate: Callable = lambda spec: [],
-                    standin_writer: str | None = None, layouts: tuple[str, ...] = ("NCHW",)):
+                    standin_writer: str | None = None, layouts: tuple[str, ...] = ("NCHW",),
+                    thresholds: Callable = lambda spec: {}):
     """Class decorator: ``@register_source("onnx", files=..., validate=..., standin_writer="module:function")``."""
 
     def register(cls: type) -> type:
-        _REGISTERED[framework] = SourceEntry(framework, cls, files, validate, standin_writer, layouts)
+        _REGISTERED[framework] = SourceEntry(framework, cls, files, validate, standin_writer, layouts, thresholds)
         return cls
 
     return register

@@ -29,7 +29,13 @@ def _validate(spec: ModelSpec) -> list[tuple[str, str]]:
     return []
 
 
-@register_source("mindspore", files=_files, validate=_validate,
+def _thresholds(spec: ModelSpec) -> dict[str, float]:
+    from facezoo.sources.mindspore.architectures import architecture
+
+    return dict(architecture(spec.architecture).check_thresholds)
+
+
+@register_source("mindspore", files=_files, validate=_validate, thresholds=_thresholds,
                  standin_writer="facezoo.sources.mindspore.standin:write_standin")
 @dataclass
 class MindSporeSource:
