@@ -13,7 +13,7 @@ from facezoo.cli.common import ZooOption, console, err_console, open_zoo, report
 from facezoo.cli.convert import run_conversions, show_results
 from facezoo.converters.pipeline import ConversionRequest
 from facezoo.errors import FacezooError
-from facezoo.registry import FORMATS, PRECISIONS
+from facezoo.registry import DEFAULT_PRECISIONS, FORMATS
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def demo(
         "facezoo-demo"
     ),
     formats: Annotated[str, typer.Option("--formats")] = ",".join(FORMATS),
-    precisions: Annotated[str, typer.Option("--precisions")] = ",".join(PRECISIONS),
+    precisions: Annotated[str, typer.Option("--precisions")] = ",".join(DEFAULT_PRECISIONS),
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Models converted at once.")] = 1,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run `facezoo check` on the results.")] = True,
     check_samples: Annotated[int, typer.Option("--check-samples", help="Faces per model for the check.")] = 6,
