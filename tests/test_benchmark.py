@@ -79,6 +79,13 @@ def test_registry_gflops_match_the_converted_graph(converted_mobilefacenet):
     assert load_zoo().get(MFN).gflops == pytest.approx(counted.gflops, rel=0.005)
 
 
+def test_results_json_writes_an_unmeasured_figure_as_null(tmp_path):
+    from facezoo.benchmark.report import write_json
+
+    path = write_json({"a": float("nan"), "b": [1.5, float("inf"), {"c": -float("inf")}], "d": "x"}, tmp_path / "r.json")
+    assert json.loads(path.read_text()) == {"a": None, "b": [1.5, None, {"c": None}], "d": "x"}
+
+
 def test_latency_percentiles_and_json_round_trip():
     laps = [0.001 * value for value in range(1, 101)]
     latency = Latency.of(laps)

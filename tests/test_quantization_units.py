@@ -138,6 +138,15 @@ def test_ladder_options_keep_the_order_and_verdicts_rank():
     assert GateVerdict(False, float("nan"), 0).better_than(None)
 
 
+def test_a_candidate_never_measured_records_null_not_nan():
+    # A ladder step that could not be built has no cosine; its record must still be strict JSON
+    # (a NaN here once cost a whole benchmark run at the final write).
+    record = GateVerdict(False, float("nan"), 0, "could not build").as_dict()
+    assert record["min_cosine"] is None
+    json.dumps(record, allow_nan=False)
+    assert GateVerdict(True, 0.995, 0).as_dict()["min_cosine"] == 0.995
+
+
 def test_mindir_int8_is_stated_unsupported():
     assert MINDIR_INT8_SUPPORTED is False
     assert "MindSpore 2.10" in MINDIR_INT8_REASON and "mindspore-gs" in MINDIR_INT8_REASON

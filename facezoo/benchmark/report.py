@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -65,7 +66,19 @@ def to_document(results: list[BenchmarkResult], machine: MachineInfo, settings: 
 
 
 def write_json(document: dict, path: Path) -> Path:
-    return write_bytes_atomic(path, json.dumps(document, indent=2, allow_nan=False).encode() + b"\n")
+    """Strict JSON: a NaN or infinity (a figure that could not be measured) is written as null,
+    so one such figure never costs the rest of a run's results."""
+    return write_bytes_atomic(path, json.dumps(_finite_or_null(document), indent=2, allow_nan=False).encode() + b"\n")
+
+
+def _finite_or_null(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 def read_results(path: Path) -> tuple[dict, list[BenchmarkResult]]:

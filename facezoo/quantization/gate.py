@@ -27,7 +27,10 @@ class GateVerdict:
     reason: str = ""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: a cosine never measured (the candidate could not be built or run) is None."""
+        record = asdict(self)
+        record["min_cosine"] = self.min_cosine if math.isfinite(self.min_cosine) else None
+        return record
 
     def better_than(self, other: "GateVerdict | None") -> bool:
         """Ranks candidates that missed: passing first, then fewer flips, then higher cosine."""

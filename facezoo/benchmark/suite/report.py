@@ -256,6 +256,11 @@ def _results_markdown(results) -> str:
                    "p99 ms", "img/s", "GFLOP/s"], rows)
 
 
+def _cosine(value: float | None) -> str:
+    """A gate's min cosine; None where the candidate was never built or run."""
+    return "not measured" if value is None else f"{value:.5f}"
+
+
 def render_low_precision(run, low, low_efficiency) -> str:
     """INT8 and BF16 sections: how each folder was made and gated, and what it gains over FP32."""
     parts = []
@@ -269,14 +274,14 @@ def render_low_precision(run, low, low_efficiency) -> str:
                 passing = next((c for c in ladder["candidates"] if c["verdict"]["passed"]), None)
                 shown = passing or max(ladder["candidates"], key=lambda c: (c["verdict"]["min_cosine"] or -2))
                 rows.append([record["model"], f"INT8 {ladder['format']}", ladder["step"] or "**none passed**",
-                             f"{shown['verdict']['min_cosine']:.5f}", str(shown["verdict"]["flips"]),
+                             _cosine(shown["verdict"]["min_cosine"]), str(shown["verdict"]["flips"]),
                              f"{shown['quantizers']}/{ladder['activation_quantizers_all_int8']}",
                              ladder["summary"][:160]])
             bf16 = record.get("bf16", {})
             if bf16.get("verdict"):
                 verdict = bf16["verdict"]
                 rows.append([record["model"], "BF16 IR", "gate" if bf16["passed"] else "**missed**",
-                             f"{verdict['min_cosine']:.5f}", str(verdict["flips"]), "-", f"cosine ≥ {bf16['threshold']}"])
+                             _cosine(verdict["min_cosine"]), str(verdict["flips"]), "-", f"cosine ≥ {bf16['threshold']}"])
             elif bf16:
                 rows.append([record["model"], "BF16 IR", "not built", "", "", "", bf16.get("reason", "")])
         calibration = next((q["int8"]["calibration"]["description"] for q in run.quantization if q.get("int8")), "")
