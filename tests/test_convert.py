@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 
+from facezoo.atomic import current_umask
 from facezoo.sources.mindspore.source import MindSporeSource
 from facezoo.converters.pipeline import ConversionRequest, convert_model
 from facezoo.faces import probe_images
@@ -40,6 +42,10 @@ def test_every_format_and_precision_is_written_with_a_model_card(converted_mobil
         assert card["tools"]["mindspore"].startswith("2.")
     # nothing left behind but the published folders
     assert sorted(p.name for p in out.iterdir()) == [name]
+    # readable as any new file is (mkdtemp makes 0700 folders, mindspore.export 0400 files)
+    umask = current_umask()
+    for path in (out / name).rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) == (0o777 if path.is_dir() else 0o666) & ~umask, path
     assert {c.backend for c in result.checks} == {"onnxruntime", "openvino", "mindspore"}
     fp32 = [c for c in result.checks if c.precision == "FP32"]
     assert min(c.min_cosine for c in fp32) >= 0.99999

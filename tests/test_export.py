@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import tritonclient
 from google.protobuf import text_format
 from typer.testing import CliRunner
 
+from facezoo.atomic import current_umask
 from facezoo.cli.main import app
 from facezoo.faces import probe_images
 from facezoo.preprocessing import to_model_input
@@ -69,6 +71,9 @@ def test_triton_repository_parses_as_model_config_and_runs(tmp_path, converted_s
     assert [(g.count, g.kind) for g in config.instance_group] == [(2, model_config_pb2().ModelInstanceGroup.KIND_CPU)]
     assert sorted(p.name for p in (folder / "1").iterdir()) == files
     assert (folder / "model_card.json").is_file()
+    umask = current_umask()  # a server in a container runs as another user: not mkdtemp's 0700
+    for path in [folder, *folder.rglob("*")]:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o777 if path.is_dir() else 0o666) & ~umask, path
     suffix = ".onnx" if backend == "onnxruntime" else ".xml"
     _same_rows(folder / "1" / f"model{suffix}", converted_standin.converted_dir / NAME / "FP32" / f"{NAME}{suffix}")
 

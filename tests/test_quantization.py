@@ -333,3 +333,25 @@ def test_convert_makes_gated_int8_and_bf16_folders_that_check_takes(converted_mo
                                     "--precisions", "INT8,BF16"])
     assert done.exit_code == 0, done.output
     assert "INT8" in done.output and "BF16" in done.output
+
+
+def test_the_suite_report_shows_the_bf16_gate_a_real_build_recorded(lightcnn):
+    """The report reads the BF16 verdict where the build writes it (it once looked under another
+    key and called every gated BF16 folder 'not built')."""
+    from types import SimpleNamespace
+
+    from facezoo.benchmark.suite.report import render_low_precision
+    from facezoo.runtime.precision import bf16_problem
+
+    zoo, download_dir, converted = lightcnn
+    done = quantize_converted(zoo.get("lightcnn"), download_dir, converted, precisions=(BF16,), gate_faces=8)
+    record = json.loads(json.dumps(done.record(), default=str))  # as the suite's worker hands it over
+    text = render_low_precision(SimpleNamespace(quantization=[record]), [], [])
+    row = next(line for line in text.splitlines() if "| BF16 IR |" in line)
+    if bf16_problem():
+        assert "not built" in row and "cannot run bf16" in row
+        return
+    verdict = next(value for value in record["bf16"].values() if isinstance(value, dict) and "min_cosine" in value)
+    assert "not built" not in row
+    assert f"{verdict['min_cosine']:.5f}" in row
+    assert ("| gate |" in row) == verdict["passed"] == ("BF16" in done.published)

@@ -18,7 +18,7 @@ from facezoo.quantization.folders import INT8_FORMATS, quantize_folder, write_bf
 from facezoo.quantization.gate import GateVerdict, reference_gate, separating_threshold
 from facezoo.quantization.ladder import LadderOptions
 from facezoo.quantization.mindir import MINDIR_INT8_REASON
-from facezoo.quantization.precisions import BF16, INT8, card_fields_for
+from facezoo.quantization.precisions import BF16, BF16_GATE_FIELD, INT8, card_fields_for
 from facezoo.registry import ModelSpec
 
 GATE_FACES = 16  # held-out faces the gate judges on: check's faces (colour-asymmetric, then pairs)
@@ -110,7 +110,7 @@ def build_bf16(spec: ModelSpec, held: HeldOutFaces, fp32_folder: Path, folder: P
                           decision_threshold=held.decision_threshold, precision=BF16)
     step("BF16 gate")
     verdict: GateVerdict = gate(xml)
-    card = {**fields, "bf16_gate": {"threshold": threshold, **verdict.as_dict()}}
+    card = {**fields, BF16_GATE_FIELD: {"threshold": threshold, **verdict.as_dict()}}
     return QuantizedBuild(BF16, verdict.passed, [xml.name, xml.with_suffix(".bin").name], card,
                           "" if verdict.passed else f"BF16 missed the gate: {verdict.reason}")
 

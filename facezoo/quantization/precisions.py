@@ -9,6 +9,7 @@ from __future__ import annotations
 INT8 = "INT8"
 BF16 = "BF16"
 QUANTIZED_PRECISIONS = (INT8, BF16)  # the registry's precisions that are made from the FP32 artifacts
+BF16_GATE_FIELD = "bf16_gate"  # where a BF16 card (and the suite's record) keeps its gate's verdict
 
 #: OpenVINO compile properties each precision folder is meant to be run with.
 RUNTIME_CONFIG: dict[str, dict[str, str]] = {

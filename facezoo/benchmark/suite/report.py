@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from facezoo.atomic import write_bytes_atomic
+from facezoo.quantization.precisions import BF16_GATE_FIELD
 from facezoo.benchmark.report import new_figure, plot_latency, plot_throughput, save_figure, to_document, write_json
 from facezoo.benchmark.suite.ratios import (
     check_low_precision_targets,
@@ -278,10 +279,11 @@ def render_low_precision(run, low, low_efficiency) -> str:
                              f"{shown['quantizers']}/{ladder['activation_quantizers_all_int8']}",
                              ladder["summary"][:160]])
             bf16 = record.get("bf16", {})
-            if bf16.get("verdict"):
-                verdict = bf16["verdict"]
+            if bf16.get(BF16_GATE_FIELD):
+                verdict = bf16[BF16_GATE_FIELD]
                 rows.append([record["model"], "BF16 IR", "gate" if bf16["passed"] else "**missed**",
-                             _cosine(verdict["min_cosine"]), str(verdict["flips"]), "-", f"cosine ≥ {bf16['threshold']}"])
+                             _cosine(verdict["min_cosine"]), str(verdict["flips"]), "-",
+                             f"cosine ≥ {verdict['threshold']}" + (f": {verdict['reason']}" if verdict.get("reason") else "")])
             elif bf16:
                 rows.append([record["model"], "BF16 IR", "not built", "", "", "", bf16.get("reason", "")])
         calibration = next((q["int8"]["calibration"]["description"] for q in run.quantization if q.get("int8")), "")
