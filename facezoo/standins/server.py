@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import re
 import socket
+import sys
 import threading
 import urllib.parse
 import weakref
@@ -83,7 +84,7 @@ class StandinServer:
         if self._httpd is not None:
             return self
         handler = type("Handler", (_Handler,), {"owner": self, "timeout": self.idle_timeout})
-        httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        httpd = _Server((self.host, self.port), handler)
         httpd.daemon_threads = True
         self._httpd = httpd
         self.port = httpd.server_address[1]
@@ -177,6 +178,16 @@ class StandinServer:
         if candidate != self.root and self.root not in candidate.parents:
             return None
         return candidate if candidate.is_file() else None
+
+
+class _Server(ThreadingHTTPServer):
+    """A client that hangs up mid-transfer (a cancelled or resumed download) is routine here, not a
+    traceback on stderr; anything else is still reported."""
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def _shutdown(httpd: ThreadingHTTPServer, stopping: threading.Event, thread: threading.Thread) -> None:
