@@ -1,4 +1,4 @@
-"""Embedding arithmetic every part of facezoo shares: L2 normalization and cosines."""
+"""Embedding arithmetic every part of facezoo shares: L2 normalization, cosines, pair decisions."""
 
 from __future__ import annotations
 
@@ -27,4 +27,23 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(cosine_rows(np.ravel(a)[None], np.ravel(b)[None])[0])
 
 
-__all__ = ["cosine_rows", "cosine_similarity", "l2_normalize"]
+def pair_indices(n: int) -> np.ndarray:
+    """Every unordered pair (i, j), i < j, of n faces, as an (n·(n−1)/2, 2) array."""
+    return np.array([(i, j) for i in range(n) for j in range(i + 1, n)], np.int64).reshape(-1, 2)
+
+
+def pair_cosines(embeddings: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    return cosine_rows(embeddings[pairs[:, 0]], embeddings[pairs[:, 1]])
+
+
+def flipped_pairs(reference: np.ndarray, outputs: np.ndarray, decision_threshold: float) -> np.ndarray:
+    """Indices (into pair_indices) of the pairs whose same/different decision at the threshold
+    differs between the reference's embeddings and the outputs (a NaN output counts as different)."""
+    pairs = pair_indices(len(reference))
+    same_reference = pair_cosines(reference, pairs) >= decision_threshold
+    with np.errstate(invalid="ignore"):
+        same_outputs = pair_cosines(outputs, pairs) >= decision_threshold
+    return np.flatnonzero(same_reference != same_outputs)
+
+
+__all__ = ["cosine_rows", "cosine_similarity", "flipped_pairs", "l2_normalize", "pair_cosines", "pair_indices"]

@@ -43,7 +43,7 @@ from facezoo.errors import FacezooError
 from facezoo.faces import colour_asymmetric_face, synthetic_face
 from facezoo.preprocessing import to_model_input
 from facezoo.formats import BACKENDS_FOR_FORMAT
-from facezoo.numerics import cosine_rows
+from facezoo.numerics import flipped_pairs, pair_cosines, pair_indices
 from facezoo.gates import DEFAULT_MAX_FLIPS, GATES, gate_for
 from facezoo.registry import ModelSpec
 
@@ -166,14 +166,6 @@ def sample_faces(size: tuple[int, int], images_dir: Path | None = None, samples:
         sources.append(f"synthetic:{identity}/{variation}")
         k += 1
     return SampleFaces(np.stack(images).astype(np.uint8), identities, sources, real)
-
-
-def pair_indices(n: int) -> np.ndarray:
-    return np.array([(i, j) for i in range(n) for j in range(i + 1, n)], np.int64).reshape(-1, 2)
-
-
-def pair_cosines(embeddings: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    return cosine_rows(embeddings[pairs[:, 0]], embeddings[pairs[:, 1]])
 
 
 # ----------------------------------------------------------------------------- original model
@@ -299,10 +291,7 @@ def check_backend(
                        f"output shape {outputs.shape} != original {reference.shape}", max_flips)
     gate = gate_for(artifact.precision, cosine_threshold)
     measured, reasons = judge(reference, outputs, batch_closeness, gate)
-    original_same = pair_cosines(reference, pairs) >= decision_threshold
-    with np.errstate(invalid="ignore"):
-        converted_same = pair_cosines(outputs, pairs) >= decision_threshold
-    flips = np.flatnonzero(original_same != converted_same)
+    flips = flipped_pairs(reference, outputs, decision_threshold)
     if len(flips) > max_flips:
         reasons.append(
             f"{len(flips)} of {len(pairs)} same/different decisions flipped at cosine {decision_threshold:.4f} "

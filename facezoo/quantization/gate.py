@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from facezoo.numerics import flipped_pairs, pair_cosines, pair_indices
+
 
 @dataclass(frozen=True)
 class GateVerdict:
@@ -48,29 +50,13 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else -2.0
 
 
-def pair_indices(n: int) -> np.ndarray:
-    return np.array([(i, j) for i in range(n) for j in range(i + 1, n)], np.int64).reshape(-1, 2)
-
-
-def flipped_pairs(reference: np.ndarray, outputs: np.ndarray, decision_threshold: float) -> np.ndarray:
-    """Indices (into pair_indices) of the pairs whose same/different decision differs."""
-    from facezoo.numerics import cosine_rows
-
-    pairs = pair_indices(len(reference))
-    same_original = cosine_rows(reference[pairs[:, 0]], reference[pairs[:, 1]]) >= decision_threshold
-    with np.errstate(invalid="ignore"):
-        same_candidate = cosine_rows(outputs[pairs[:, 0]], outputs[pairs[:, 1]]) >= decision_threshold
-    return np.flatnonzero(same_original != same_candidate)
-
-
 def separating_threshold(reference: np.ndarray, identities: Sequence) -> float:
     """The cosine that best separates the original's same- from different-identity pairs."""
     from facezoo.accuracy.metrics import best_separation
-    from facezoo.numerics import cosine_rows
 
     pairs = pair_indices(len(reference))
     labels = np.asarray(list(identities), dtype=object)
-    scores = cosine_rows(reference[pairs[:, 0]], reference[pairs[:, 1]])
+    scores = pair_cosines(reference, pairs)
     threshold, _ = best_separation(scores, labels[pairs[:, 0]] == labels[pairs[:, 1]])
     return float(threshold)
 
