@@ -54,11 +54,11 @@ def suite(
     from facezoo.benchmark.suite import SuiteOptions, rerender, run_deployment_only, run_suite
 
     if render is not None:
-        if render.name.endswith("-deploy.json"):
-            from facezoo.benchmark.suite.deploy_report import rerender_deployment
-
-            rerender = rerender_deployment  # noqa: F811 (the serving/Ray results file)
-        for kind, path in rerender(render).items():
+        if render.name.endswith("-deploy.json"):  # the serving/Ray results file
+            from facezoo.benchmark.suite.deploy_report import rerender_deployment as rerender_file
+        else:
+            rerender_file = rerender
+        for kind, path in rerender_file(render).items():
             console.print(f"{kind}: {path}", highlight=False)
         return
 

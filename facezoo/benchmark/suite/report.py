@@ -262,6 +262,12 @@ def _cosine(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.5f}"
 
 
+def _measured_cosine(candidate: dict) -> float:
+    """A ladder candidate's min cosine for ranking; one never measured (None) ranks last."""
+    cosine = candidate["verdict"]["min_cosine"]
+    return -2.0 if cosine is None else cosine
+
+
 def render_low_precision(run, low, low_efficiency) -> str:
     """INT8 and BF16 sections: how each folder was made and gated, and what it gains over FP32."""
     parts = []
@@ -273,7 +279,7 @@ def render_low_precision(run, low, low_efficiency) -> str:
                 continue
             for ladder in record.get("int8", {}).get("ladders", []):
                 passing = next((c for c in ladder["candidates"] if c["verdict"]["passed"]), None)
-                shown = passing or max(ladder["candidates"], key=lambda c: (c["verdict"]["min_cosine"] or -2))
+                shown = passing or max(ladder["candidates"], key=_measured_cosine)
                 rows.append([record["model"], f"INT8 {ladder['format']}", ladder["step"] or "**none passed**",
                              _cosine(shown["verdict"]["min_cosine"]), str(shown["verdict"]["flips"]),
                              f"{shown['quantizers']}/{ladder['activation_quantizers_all_int8']}",
