@@ -6,7 +6,16 @@ than real checkpoints are; these settings make them as unkind as trained weights
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+
+import numpy as np
+
+
+def parameter_rng(seed: int, key: str) -> np.random.Generator:
+    """The random stream of one parameter of one stand-in: the same (seed, name) always gives the
+    same values, whatever order a writer draws its parameters in."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode())])
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ more than those of variations of one identity.
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,7 @@ from facezoo.errors import FacezooError
 from facezoo.registry import InputContract, ModelSpec
 from facezoo.sources.mindspore.architectures import ArchitectureSpec, StandinPolicy, architecture
 from facezoo.sources.mindspore.context import mindspore
-from facezoo.standins.statistics import TRAINED, TrainedStatistics
+from facezoo.standins.statistics import TRAINED, TrainedStatistics, parameter_rng
 
 mindspore()
 import mindspore as ms  # noqa: E402  (started above)
@@ -75,12 +74,8 @@ def layout_for(spec: ModelSpec) -> str:
 # weights
 
 
-def _rng(seed: int, name: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(name.encode())])
-
-
 def _normal(seed: int, name: str, shape: tuple[int, ...], std: float) -> np.ndarray:
-    return (_rng(seed, name).standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float32)
+    return (parameter_rng(seed, name).standard_normal(shape, dtype=np.float32) * np.float32(std)).astype(np.float32)
 
 
 def _smooth_profile(k: int) -> np.ndarray:
@@ -97,7 +92,7 @@ def initial_weights(net, seed: int = 0, policy: StandinPolicy | None = None) -> 
     weights: dict[str, np.ndarray] = {}
     for param in net.get_parameters():
         name, shape = param.name, tuple(param.shape)
-        rng = _rng(seed, name)
+        rng = parameter_rng(seed, name)
         leaf = name.rsplit(".", 1)[-1]
         if leaf == "gamma":
             value = rng.uniform(*(policy.branch_gamma if name in branch else (0.6, 1.4)), shape)
@@ -207,7 +202,7 @@ def _quiet_channels(net, weights: dict, statistics: TrainedStatistics, seed: int
     """A few output channels of each BN's producer scaled down (in ``weights``), so they carry almost no signal."""
     for bn, producer in _bn_producers(net):
         channels = bn.moving_mean.shape[0]
-        rng = _rng(seed, f"{bn.moving_variance.name}/quiet")
+        rng = parameter_rng(seed, f"{bn.moving_variance.name}/quiet")
         count = max(1, int(round(statistics.quiet_fraction * channels)))
         chosen = rng.choice(channels, size=count, replace=False)
         low, high = np.log10(statistics.quiet_scale[0]), np.log10(statistics.quiet_scale[1])
@@ -228,7 +223,7 @@ def _mismatch(bn, statistics: TrainedStatistics | None, seed: int) -> tuple[np.n
     channels = bn.moving_mean.shape[0]
     if statistics is None:
         return np.zeros(channels), np.ones(channels)
-    rng = _rng(seed, f"{bn.moving_variance.name}/trained")
+    rng = parameter_rng(seed, f"{bn.moving_variance.name}/trained")
     return (rng.normal(0.0, statistics.mean_shift, channels),
             np.exp(rng.normal(0.0, statistics.variance_spread, channels)))
 

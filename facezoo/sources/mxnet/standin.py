@@ -31,14 +31,13 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
-from facezoo.standins.statistics import TRAINED
+from facezoo.standins.statistics import TRAINED, parameter_rng
 from facezoo.registry import ModelSpec
 
 WRITER_VERSION = "2"  # 2: trained BN statistics, PReLU slopes over [0, 1]
@@ -106,16 +105,12 @@ def param_table(scale: str = "full") -> list[tuple[str, tuple[int, ...]]]:
 
 
 # -------------------------------------------------------------------------------- weights ----
-def _rng(seed: int, key: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode())])
-
-
 def initial_weights(scale: str = "full", seed: int = 0) -> dict[str, np.ndarray]:
     """Seeded, uncalibrated values for every key (``arg:``/``aux:``), in file order."""
     out: dict[str, np.ndarray] = {}
     for key, shape in param_table(scale):
         name = key.split(":", 1)[1]
-        r = _rng(seed, key)
+        r = parameter_rng(seed, key)
         if name.endswith("_weight") and len(shape) == 4:  # convolution: He normal
             fan_in = int(np.prod(shape[1:]))
             value = r.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
@@ -192,7 +187,7 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
             mean = h.mean(axis=axes)
             var = h.var(axis=axes)
             if statistics is not None:
-                r = _rng(seed, f"{node.name}/trained")
+                r = parameter_rng(seed, f"{node.name}/trained")
                 mean = mean + r.normal(0.0, statistics.mean_shift, mean.shape) * np.sqrt(var)
                 var = var * np.exp(r.normal(0.0, statistics.variance_spread, var.shape))
             for (vsrc, _), value in zip(entries[3:5], (mean, var)):
@@ -224,7 +219,7 @@ def _quiet_channels(graph, producer, outputs: list[np.ndarray], params, weights,
     names = [graph.nodes[src].name for src, _ in producer.inputs[1:]]
     weight = params[names[0]]
     channels = weight.shape[0]
-    r = _rng(seed, f"{label}/quiet")
+    r = parameter_rng(seed, f"{label}/quiet")
     count = max(1, int(round(statistics.quiet_fraction * channels)))
     chosen = r.choice(channels, size=count, replace=False)
     scale = np.ones(channels, np.float32)

@@ -18,7 +18,6 @@ are (:mod:`facezoo.standins.statistics`).
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,15 +26,11 @@ import numpy as np
 from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
 from facezoo.registry import ModelSpec
-from facezoo.standins.statistics import TRAINED, TrainedStatistics
+from facezoo.standins.statistics import TRAINED, TrainedStatistics, parameter_rng
 
 WRITER_VERSION = "1"
 CALIBRATION_FACES = 16
 RECIPES = ("mobilefacenet-sface",)
-
-
-def _rng(seed: int, key: str) -> np.random.Generator:
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode())])
 
 
 @dataclass
@@ -72,18 +67,18 @@ class GraphWriter:
              group: int = 1, bias: bool = False) -> str:
         pad = kernel // 2 if pad is None else pad
         fan_in = cin // group * kernel * kernel
-        weight = self.const("conv_w", _rng(self.seed, f"conv{self.counter}").standard_normal(
+        weight = self.const("conv_w", parameter_rng(self.seed, f"conv{self.counter}").standard_normal(
             (cout, cin // group, kernel, kernel)).astype(np.float32) * np.float32(np.sqrt(2.0 / fan_in)))
         inputs = [x, weight]
         if bias:
-            inputs.append(self.const("conv_b", _rng(self.seed, f"bias{self.counter}").normal(0, 0.01, cout).astype(np.float32)))
+            inputs.append(self.const("conv_b", parameter_rng(self.seed, f"bias{self.counter}").normal(0, 0.01, cout).astype(np.float32)))
         out = self.node("Conv", inputs, "conv", kernel_shape=[kernel, kernel], strides=[stride, stride],
                         pads=[pad] * 4, group=group)
         self.producers[out] = weight
         return out
 
     def bn(self, x: str, channels: int, gamma: tuple[float, float] = (0.6, 1.4)) -> str:
-        r = _rng(self.seed, f"bn{self.counter}")
+        r = parameter_rng(self.seed, f"bn{self.counter}")
         params = [
             self.const("bn_gamma", r.uniform(*gamma, channels).astype(np.float32)),
             self.const("bn_beta", r.normal(0, 0.1, channels).astype(np.float32)),
@@ -95,7 +90,7 @@ class GraphWriter:
         return out
 
     def prelu(self, x: str, channels: int, decomposed: bool = False) -> str:
-        slope = _rng(self.seed, f"prelu{self.counter}").uniform(0.0, 1.0, channels).astype(np.float32)
+        slope = parameter_rng(self.seed, f"prelu{self.counter}").uniform(0.0, 1.0, channels).astype(np.float32)
         shaped = slope.reshape(-1, 1, 1)
         if not decomposed:
             return self.node("PRelu", [x, self.const("prelu_slope", shaped)], "prelu")
@@ -146,7 +141,7 @@ class GraphWriter:
         return self.node("Mul", [x, gate], "mul")
 
     def dense(self, x: str, cin: int, cout: int, gemm: bool = True) -> str:
-        weight = _rng(self.seed, f"dense{self.counter}").standard_normal((cout, cin)).astype(np.float32)
+        weight = parameter_rng(self.seed, f"dense{self.counter}").standard_normal((cout, cin)).astype(np.float32)
         weight *= np.float32(np.sqrt(1.0 / cin))
         bias = self.const("fc_b", np.zeros(cout, np.float32))
         if gemm:
@@ -212,7 +207,7 @@ def calibrate(model, writer: GraphWriter, feeds: list[dict[str, np.ndarray]], st
         axes = (0,) + tuple(range(2, x.ndim))
         weight_name = writer.producers.get(source)
         if statistics is not None and weight_name and consumers.get(source) == 1:
-            r = _rng(writer.seed, f"{bn.name}/quiet")
+            r = parameter_rng(writer.seed, f"{bn.name}/quiet")
             channels = x.shape[1]
             count = max(1, int(round(statistics.quiet_fraction * channels)))
             scale = np.ones(channels, np.float32)
@@ -226,7 +221,7 @@ def calibrate(model, writer: GraphWriter, feeds: list[dict[str, np.ndarray]], st
         mean = x.mean(axis=axes, dtype=np.float64)
         var = x.var(axis=axes, dtype=np.float64)
         if statistics is not None:
-            r = _rng(writer.seed, f"{bn.name}/trained")
+            r = parameter_rng(writer.seed, f"{bn.name}/trained")
             mean = mean + r.normal(0.0, statistics.mean_shift, mean.shape) * np.sqrt(var)
             var = var * np.exp(r.normal(0.0, statistics.variance_spread, var.shape))
         for name, value in ((bn.input[3], mean), (bn.input[4], var)):
