@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from facezoo.numerics import cosine_rows
 from facezoo.quantization.errors import QuantizationError
-from facezoo.quantization.recipes import Recipe, cosines, samples
+from facezoo.quantization.recipes import Recipe, samples
 from facezoo.quantization.scopes import GraphView, onnx_view, openvino_view
 
 
@@ -43,7 +44,7 @@ class OpenVinoEngine:
             # NNCF calls this on the whole tuning set and on single items: items are indices.
             rows = list(indices)
             outputs = np.concatenate([compiled(tuning.inputs[i : i + 1])[0] for i in rows])
-            values = cosines(outputs, tuning.reference[rows])
+            values = cosine_rows(tuning.reference[rows], outputs)
             return float(values.min()), [float(v) for v in values]
 
         tuning_items = nncf.Dataset(list(range(len(tuning.inputs))), lambda i: tuning.inputs[i : i + 1])
@@ -130,7 +131,7 @@ class OnnxEngine:
             rows = list(indices)
             session = _session(candidate)
             outputs = np.concatenate([session.run(None, {feed: tuning.inputs[i : i + 1]})[0] for i in rows])
-            values = cosines(outputs, tuning.reference[rows])
+            values = cosine_rows(tuning.reference[rows], outputs)
             return float(values.min()), [float(v) for v in values]
 
         tuning_items = nncf.Dataset(list(range(len(tuning.inputs))), lambda i: {feed: tuning.inputs[i : i + 1]})

@@ -76,9 +76,3 @@ def samples(inputs: np.ndarray, feed_name: str | None = None) -> list:
     """One-image batches (NNCF's statistics are per sample; batch 1 avoids batchwise statistics)."""
     items = [np.ascontiguousarray(inputs[i : i + 1], np.float32) for i in range(len(inputs))]
     return [{feed_name: x} for x in items] if feed_name else items
-
-
-def cosines(outputs: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    from facezoo.numerics import cosine_rows
-
-    return cosine_rows(reference, np.asarray(outputs, np.float32).reshape(len(reference), -1))
