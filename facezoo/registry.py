@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -214,36 +214,30 @@ class ModelSpec:
         object.__setattr__(self, "_given_thresholds", given)  # what the entry itself says
         object.__setattr__(self, "check_thresholds", {**default_cosine_thresholds(), **given})
 
-    def thresholds(self) -> dict[str, float]:
+    def thresholds(self, architecture: dict[str, float] | None = None) -> dict[str, float]:
         """Min cosine per precision: the entry's own, else its architecture's, else the gates'.
 
-        Asks the model's source for architecture thresholds (loading its networks), so it is
-        called when a model is converted or checked, never when the registry is read.
+        The architecture's thresholds come from its source (``facezoo.sources.thresholds_for``
+        asks it and calls this), so reading the registry never loads a network.
         """
-        from facezoo.sources import source_for
-
-        architecture = source_for(self.framework).thresholds(self)
-        return {**default_cosine_thresholds(), **architecture, **self._given_thresholds}
+        return {**default_cosine_thresholds(), **(architecture or {}), **self._given_thresholds}
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []
         if not _NAME.match(self.name):
             problems.append(("name", "letters, digits, '.', '_' and '-' only"))
-        from facezoo.sources import frameworks, source_for
-
-        known = frameworks()  # what the source packages registered
-        if self.framework not in known:
-            problems.append(("framework", f"expected one of {', '.join(known)}"))
+        if self.framework not in FRAMEWORKS:
+            problems.append(("framework", f"expected one of {', '.join(FRAMEWORKS)}"))
         if not self.files:
             problems.append(("files", "at least one file is required"))
         names = [f.name for f in self.files]
         if len(set(names)) != len(names):
             problems.append(("files", "file names must be unique"))
-        if self.framework in known:
-            entry = source_for(self.framework)
-            problems += entry.validate(self)
-            if self.input.layout in LAYOUTS and self.input.layout not in entry.layouts:
-                problems.append(("input.layout", f"{self.framework} models take {', '.join(entry.layouts)} input"))
+        if self.framework in FRAMEWORKS:
+            rules = FRAMEWORKS[self.framework]
+            problems += rules.check(self)
+            if self.input.layout in LAYOUTS and self.input.layout not in rules.layouts:
+                problems.append(("input.layout", f"{self.framework} models take {', '.join(rules.layouts)} input"))
         for precision, threshold in self.check_thresholds.items():
             if precision not in GATES:
                 problems.append((f"check_thresholds.{precision}", f"unknown precision; expected {', '.join(GATES)}"))
@@ -266,6 +260,45 @@ class ModelSpec:
     def matches(self, pattern: str) -> bool:
         pattern = pattern.lower()
         return any(fnmatch.fnmatchcase(n.lower(), pattern) for n in [self.name, *self.aliases])
+
+
+def _mindspore_entry(spec: ModelSpec) -> list[tuple[str, str]]:
+    if spec.conversion.checkpoint not in [f.name for f in spec.files]:
+        return [("conversion.checkpoint", "must name one of the model's files")]
+    return []
+
+
+def _mxnet_entry(spec: ModelSpec) -> list[tuple[str, str]]:
+    return [(f"conversion.{key}", "required for MXNet models")
+            for key in ("symbol", "params", "output_node") if not getattr(spec.conversion, key)]
+
+
+def _onnx_entry(spec: ModelSpec) -> list[tuple[str, str]]:
+    model = spec.conversion.model
+    members = [m for f in spec.files for m in f.members]
+    if not model:
+        return [("conversion.model", "required for ONNX models: the .onnx file to convert")]
+    if model not in [f.name for f in spec.files] and model not in members:
+        return [("conversion.model", "must name one of the model's files or a member of its archive")]
+    if not model.endswith(".onnx"):
+        return [("conversion.model", "expected a .onnx file")]
+    return []
+
+
+@dataclass(frozen=True)
+class FrameworkRules:
+    """What an entry of one source framework must say; the framework's Source (facezoo.sources)
+    registers under the same name and is refused for a name not in this table."""
+
+    layouts: tuple[str, ...]  # the input layouts an original of this framework may have
+    check: Callable[[ModelSpec], list[tuple[str, str]]]  # (field, problem) for what the framework needs
+
+
+FRAMEWORKS: dict[str, FrameworkRules] = {
+    "mindspore": FrameworkRules(("NCHW",), _mindspore_entry),
+    "mxnet": FrameworkRules(("NCHW",), _mxnet_entry),
+    "onnx": FrameworkRules(("NCHW", "NHWC"), _onnx_entry),
+}
 
 
 @dataclass(frozen=True)

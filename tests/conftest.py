@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from facezoo.sources.mindspore.context import mindspore
+from facezoo.mindspore_context import mindspore
 
 # Test modules import MindSpore themselves: start it the facezoo way first (its oneDNN capped on
 # AVX-512 CPUs, where the uncapped kernels run convolutions some 50-90x slower).

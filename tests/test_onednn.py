@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 
-from facezoo.sources.mindspore.onednn import cpu_flags, plan
+from facezoo.mindspore_context import cpu_flags, plan
 
 PROBE = """
 import ctypes, importlib.util, os, pathlib
-from facezoo.sources.mindspore.context import mindspore, onednn_status
+from facezoo.mindspore_context import mindspore, onednn_status
 ms = mindspore()
 lib = sorted(pathlib.Path(importlib.util.find_spec('mindspore').submodule_search_locations[0], 'lib').glob('libdnnl.so*'))[0]
 dnnl = ctypes.CDLL(str(lib))

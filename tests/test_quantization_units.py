@@ -20,7 +20,8 @@ from facezoo.quantization import (
     runtime_config_for,
 )
 from facezoo.quantization.scopes import onnx_view, openvino_view
-from facezoo.runtime.precision import PrecisionUnavailableError, bf16_problem, require_precision
+from facezoo.runtime.errors import PrecisionUnavailableError
+from facezoo.runtime.precision import bf16_problem, require_precision
 
 
 def test_runtime_config_and_card_fields():

@@ -255,7 +255,7 @@ def test_default_calibration_gives_trained_network_statistics():
     """Quiet channels with moving variance ~1e-4..1e-3 in BNs that follow a convolution, moving
     statistics off the data, PReLU slopes across [0, 1]; the network still gives embeddings of a
     sane scale (not exploding or vanishing through the depth)."""
-    from facezoo.standins.statistics import TRAINED
+    from facezoo.sources.standin_statistics import TRAINED
 
     spec = ZOO.get("mindface-arcface-mobilefacenet")
     net = build_network("mobilefacenet")

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from facezoo.sources.mindspore.onednn import plan as onednn_plan
+from facezoo.mindspore_context import plan as onednn_plan
 
 
 # CPU features that decide which kernels the libraries pick.

@@ -9,7 +9,8 @@ from facezoo.benchmark.results import MODES, RUNNERS, BenchmarkCase
 from facezoo.errors import FacezooError
 from facezoo.registry import Zoo
 from facezoo.formats import FORMAT_FOR_SUFFIX, SUFFIXES_FOR_BACKEND
-from facezoo.runtime.resolve import Artifact, ModelNotFoundError, artifact_from_path, find_artifacts
+from facezoo.runtime.errors import ModelNotFoundError
+from facezoo.runtime.resolve import Artifact, artifact_from_path, find_artifacts
 
 # Backends in the order tables list them.
 BACKEND_ORDER = ("openvino", "onnxruntime", "mindspore")

@@ -14,7 +14,8 @@ from typing import Iterable, Protocol
 import cv2
 
 from facezoo.benchmark.results import BenchmarkCase
-from facezoo.runtime.backends import BackendError, default_threads
+from facezoo.runtime.backends import default_threads
+from facezoo.runtime.errors import BackendError
 from facezoo.runtime.devices import pick_device
 
 

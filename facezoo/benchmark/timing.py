@@ -10,7 +10,7 @@ from facezoo.benchmark.inputs import jpeg_batches, tensor_batches
 from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult, Latency
 from facezoo.benchmark.runners import Runner, open_runner
 from facezoo.errors import FacezooError
-from facezoo.runtime.backends import DeviceUnavailableError
+from facezoo.runtime.errors import DeviceUnavailableError
 
 MIN_ITERATIONS = 3
 

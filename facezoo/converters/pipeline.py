@@ -86,22 +86,15 @@ def plan(request: ConversionRequest) -> list[str]:
 
 def source_paths(request: ConversionRequest) -> list[Path]:
     """The original's files: in the download folder, or the one the request names instead."""
-    from facezoo.sources import source_for
+    from facezoo.sources import source_paths as paths
 
-    spec = request.spec
-    return source_for(spec.framework).files(spec, request.download_dir / spec.name, request.checkpoint)
+    return paths(request.spec, request.download_dir / request.spec.name, request.checkpoint)
 
 
 def open_source(request: ConversionRequest):
-    from facezoo.sources import source_for
+    from facezoo.sources import open_source as opened
 
-    for path in source_paths(request):
-        if not path.is_file():
-            raise ConversionError(
-                f"{request.spec.name}: {path} does not exist; run `facezoo download {request.spec.name}` "
-                f"(or pass --checkpoint)"
-            )
-    return source_for(request.spec.framework).source(request.spec, *source_paths(request))
+    return opened(request.spec, request.download_dir / request.spec.name, request.checkpoint)
 
 
 @dataclass
@@ -171,7 +164,7 @@ def _validate(work: _Work, path: Path, fmt: str, precision: str) -> None:
         try:
             work.checks.append(check_artifact(path, fmt=fmt, precision=precision, backend_name=backend,
                                               inputs=work.inputs, reference=work.reference,
-                                              threshold=spec.thresholds()[precision]))
+                                              threshold=work.thresholds[precision]))
         except FacezooError as exc:
             work.checks.append(failed_check(path, fmt, precision, backend, len(work.inputs), spec, f"cannot run: {exc}"))
 
@@ -268,7 +261,9 @@ def failed_check(path: Path, fmt: str, precision: str, backend: str, samples: in
     """The check of an artifact that could not be made or run."""
     from facezoo.gates import gate_for
 
-    gate = gate_for(precision, spec.thresholds().get(precision))
+    from facezoo.sources import thresholds_for
+
+    gate = gate_for(precision, thresholds_for(spec).get(precision))
     nan = float("nan")
     return ArtifactCheck(fmt, precision, backend, path.name, samples, nan, nan, nan, nan, nan, nan,
                          gate.min_cosine, gate.max_relative_error, False, reason)

@@ -7,6 +7,7 @@ Each model folder is built beside the repository and moved into place whole; an 
 config.json keeps the other models it lists.
 """
 
-from facezoo.repository.layout import ExportError, ExportOptions, ExportResult, TARGETS, export_model
+from facezoo.repository.export import TARGETS, export_model
+from facezoo.repository.layout import ExportError, ExportOptions, ExportResult
 
 __all__ = ["ExportError", "ExportOptions", "ExportResult", "TARGETS", "export_model"]

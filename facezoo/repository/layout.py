@@ -11,8 +11,6 @@ from pathlib import Path
 from facezoo.errors import FacezooError
 from facezoo.runtime.resolve import Artifact
 
-#: Formats each server runs, the first being the default of `facezoo export --to`.
-TARGETS = {"triton": ("onnx", "openvino"), "ovms": ("openvino", "onnx")}
 #: The file names the servers look for in a version folder.
 REPOSITORY_FILES = {"onnx": ("model.onnx",), "openvino": ("model.xml", "model.bin")}
 CARD_NAME = "model_card.json"
@@ -50,23 +48,6 @@ class ExportResult:
     folder: Path
     files: list[Path] = field(default_factory=list)
     config: Path | None = None
-
-
-def export_model(artifact: Artifact, options: ExportOptions, name: str | None = None) -> ExportResult:
-    """Write `artifact` into the repository for options.target; returns what was written."""
-    from facezoo.repository import ovms, triton
-
-    if options.target not in TARGETS:
-        raise ExportError(f"--to: expected one of {', '.join(TARGETS)}, got {options.target!r}")
-    if artifact.format not in TARGETS[options.target]:
-        raise ExportError(f"{artifact.path}: {options.target} does not run {artifact.format} files; export "
-                          f"--format {' or '.join(TARGETS[options.target])}")
-    if options.max_batch < 1 or options.instances < 1 or options.version < 1 or options.max_delay_us < 0:
-        raise ExportError("--max-batch, --instances and the version must be at least 1, --max-delay-ms at least 0")
-    name = name or artifact.model
-    io = model_io(artifact)
-    writer = triton if options.target == "triton" else ovms
-    return writer.write(artifact, io, options, name)
 
 
 def model_io(artifact: Artifact) -> ModelIO:

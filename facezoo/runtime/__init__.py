@@ -5,22 +5,25 @@
     embeddings = Embedder(model)([face_a, face_b])              # L2-normalized
 """
 
-from facezoo.runtime.backends import BackendError, BackendOptions, open_backend
+from facezoo.runtime.backends import BackendOptions, open_backend
+from facezoo.runtime.errors import BackendError, DeviceUnavailableError, InputError, ModelNotFoundError
 from facezoo.runtime.devices import available_devices
 from facezoo.preprocessing import ImageError, align_face
 from facezoo.numerics import cosine_similarity, l2_normalize
 from facezoo.runtime.embedder import Embedder, read_image
-from facezoo.runtime.model import FaceModel, InputError, TensorSpec, load
+from facezoo.runtime.model import FaceModel, TensorSpec, load
 from facezoo.runtime.resolve import Artifact, find_artifacts, resolve_artifact
 
 __all__ = [
     "Artifact",
     "BackendError",
     "BackendOptions",
+    "DeviceUnavailableError",
     "Embedder",
     "FaceModel",
     "ImageError",
     "InputError",
+    "ModelNotFoundError",
     "TensorSpec",
     "align_face",
     "available_devices",

@@ -14,18 +14,10 @@ from typing import Iterable, Protocol
 
 import numpy as np
 
-from facezoo.errors import FacezooError
 from facezoo.formats import DEFAULT_BACKEND_FOR_SUFFIX, SUFFIXES_FOR_BACKEND
-
-
-
-class BackendError(FacezooError):
-    """A backend cannot load or run a file on the requested device."""
-
-
-class DeviceUnavailableError(BackendError):
-    """The device asked for is not on this machine, or not for this backend."""
-
+from facezoo.runtime.devices import ORT_PROVIDER_FOR_DEVICE, pick_device
+from facezoo.runtime.errors import BackendError
+from facezoo.runtime.precision import effective_hint, require_precision
 
 class Backend(Protocol):
     name: str
@@ -80,8 +72,6 @@ class OnnxRuntimeBackend(_Sequential):
     def __init__(self, path: Path, device: str, options: BackendOptions):
         import onnxruntime as ort
 
-        from facezoo.runtime.devices import ORT_PROVIDER_FOR_DEVICE
-
         self.path, self.device = path, device
         session_options = ort.SessionOptions()
         if options.threads:
@@ -124,8 +114,6 @@ class OpenVinoBackend:
             config["PERFORMANCE_HINT"] = options.performance_hint
         # CPUs with bf16/fp16 units would otherwise lower FP32 models: precision is explicit. A BF16
         # folder's model card asks for bf16; the caller's hint wins; refused on CPUs without bf16.
-        from facezoo.runtime.precision import effective_hint, require_precision
-
         self.precision_hint = effective_hint(path, options.precision_hint)
         require_precision(path, self.precision_hint, device)
         config["INFERENCE_PRECISION_HINT"] = self.precision_hint
@@ -202,7 +190,7 @@ class MindSporeBackend(_Sequential):
     name = "mindspore"
 
     def __init__(self, path: Path, device: str, options: BackendOptions):
-        from facezoo.sources.mindspore.context import mindspore
+        from facezoo.mindspore_context import mindspore
 
         ms = mindspore(device)
         from mindspore import nn
@@ -217,7 +205,7 @@ class MindSporeBackend(_Sequential):
         self._version = ms.__version__
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        from facezoo.sources.mindspore.context import mindspore
+        from facezoo.mindspore_context import mindspore
 
         output = self.cell(mindspore(self.device).Tensor(batch))
         if isinstance(output, (tuple, list)):
@@ -250,8 +238,6 @@ def open_backend(
     path: Path, backend: str | None = None, device: str = "CPU", options: BackendOptions | None = None
 ) -> Backend:
     """Load `path` with `backend` (default: by file type) on `device` (CPU, GPU, Ascend, AUTO)."""
-    from facezoo.runtime.devices import pick_device
-
     path = Path(path)
     if not path.is_file():
         raise BackendError(f"{path}: no such file")

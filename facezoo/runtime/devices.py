@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+from facezoo.runtime.errors import BackendError, DeviceUnavailableError
+
 DEVICES = ("CPU", "GPU", "Ascend", "AUTO")
 
 INSTALL_HINTS = {
@@ -47,7 +49,7 @@ def devices_for(backend: str) -> tuple[str, ...]:
             devices = ov.Core().available_devices
             return tuple(d for d in ("CPU", "GPU") if any(x.split(".")[0] == d for x in devices))
         if backend == "mindspore":
-            from facezoo.sources.mindspore.context import mindspore
+            from facezoo.mindspore_context import mindspore
 
             ms = mindspore()
             return tuple(d for d in ("CPU", "GPU", "Ascend") if _mindspore_has(ms, d))
@@ -78,8 +80,6 @@ def unavailable_message(backend: str, device: str) -> str:
 
 def pick_device(backend: str, device: str) -> str:
     """The concrete device: as asked, or for AUTO the best this backend has."""
-    from facezoo.runtime.backends import BackendError, DeviceUnavailableError
-
     if device not in DEVICES:
         raise BackendError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
     have = devices_for(backend)

@@ -8,12 +8,9 @@ from typing import Iterable
 
 import numpy as np
 
-from facezoo.runtime.backends import Backend, BackendError, BackendOptions, backend_for, open_backend
+from facezoo.runtime.backends import Backend, BackendOptions, backend_for, open_backend
+from facezoo.runtime.errors import BackendError, InputError
 from facezoo.runtime.resolve import Artifact, artifact_from_path
-
-
-class InputError(BackendError):
-    """A batch does not fit the model's input contract."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from facezoo.runtime.backends import DeviceUnavailableError
+from facezoo.runtime.errors import PrecisionUnavailableError
 
 #: Field of model_card.json with the OpenVINO INFERENCE_PRECISION_HINT the folder is meant for.
 CARD_HINT_FIELD = "inference_precision_hint"
@@ -21,10 +21,6 @@ CARD_HINT_FIELD = "inference_precision_hint"
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 OPENVINO_BF16_CAPABILITY = "BF16"
 CARD_NAME = "model_card.json"
-
-
-class PrecisionUnavailableError(DeviceUnavailableError):
-    """The model asks for an inference precision this machine's device cannot run."""
 
 
 def card_precision_hint(path: str | Path) -> str | None:

@@ -6,15 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from facezoo.errors import FacezooError
 from facezoo.formats import FORMAT_FOR_SUFFIX, PREFERRED, SUFFIX
 from facezoo.registry import PRECISIONS
+from facezoo.runtime.errors import ModelNotFoundError
 
 DEFAULT_CONVERTED_DIR = Path("converted")
-
-
-class ModelNotFoundError(FacezooError):
-    """No converted artifact matches what the user named."""
 
 
 @dataclass(frozen=True)

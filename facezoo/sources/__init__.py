@@ -1,22 +1,25 @@
 """Conversion sources: one sub-package per framework a registry entry's ``framework`` names.
 
 Each package defines one Source class and registers it under its framework's name with
-:func:`register_source`, together with the writer of its stand-in files. The registry's list of
-frameworks is what is registered here. Source modules import their heavy libraries (MindSpore,
-onnx) only when a source is opened, so listing the frameworks costs nothing.
+:func:`register_source`, together with the writer of its stand-in files. What an entry of the
+framework must say is the registry's (``facezoo.registry.FRAMEWORKS``); a source registers only
+under a name that table knows. Source modules import their heavy libraries (MindSpore, onnx) only
+when a source is opened, so listing the frameworks costs nothing.
 
 A Source is built as ``SourceClass(spec, *files)`` and gives ``source_files``,
 ``reference(images_bgr) -> embeddings`` (the ORIGINAL model, fed its upstream preprocessing),
-``export_onnx(path)`` and ``export_mindir(path, precision)``.
+``export_onnx(path)`` and ``export_mindir(path, precision)``. :func:`open_source` opens one.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
-from facezoo.errors import FacezooError
+from facezoo.errors import ConversionError, FacezooError
+from facezoo.registry import FRAMEWORKS, ModelSpec
 
 #: The sources facezoo ships; each module registers itself when imported.
 BUILTIN_SOURCES = (
@@ -33,22 +36,22 @@ class SourceEntry:
     framework: str
     source: type
     files: Callable  # (spec, folder, override) -> list of the original's paths
-    validate: Callable  # (spec) -> [(field, problem)]: what the framework needs of a registry entry
     standin_writer: str | None  # "module:function" writing stand-in files for this framework
-    layouts: tuple[str, ...]  # the input layouts an original of this framework may have
     thresholds: Callable  # (spec) -> {precision: min cosine} of the model's architecture, if it has its own
 
 
 _REGISTERED: dict[str, SourceEntry] = {}
 
 
-def register_source(framework: str, *, files: Callable, validate: Callable = lambda spec: [],
-                    standin_writer: str | None = None, layouts: tuple[str, ...] = ("NCHW",),
+def register_source(framework: str, *, files: Callable, standin_writer: str | None = None,
                     thresholds: Callable = lambda spec: {}):
-    """Class decorator: ``@register_source("onnx", files=..., validate=..., standin_writer="module:function")``."""
+    """Class decorator: ``@register_source("onnx", files=..., standin_writer="module:function")``."""
+    if framework not in FRAMEWORKS:
+        raise FacezooError(f"source for framework {framework!r}: the registry has no rules for it "
+                           f"(facezoo.registry.FRAMEWORKS: {', '.join(FRAMEWORKS)})")
 
     def register(cls: type) -> type:
-        _REGISTERED[framework] = SourceEntry(framework, cls, files, validate, standin_writer, layouts, thresholds)
+        _REGISTERED[framework] = SourceEntry(framework, cls, files, standin_writer, thresholds)
         return cls
 
     return register
@@ -75,4 +78,26 @@ def source_for(framework: str) -> SourceEntry:
         ) from None
 
 
-__all__ = ["BUILTIN_SOURCES", "SourceEntry", "frameworks", "register_source", "source_for"]
+def source_paths(spec: ModelSpec, folder: Path, override: Path | None = None) -> list[Path]:
+    """The original's files: in ``folder`` (the model's download folder), or ``override`` instead."""
+    return source_for(spec.framework).files(spec, Path(folder), override)
+
+
+def open_source(spec: ModelSpec, folder: Path, override: Path | None = None):
+    """The original model of ``spec``, from its files in ``folder`` (or ``override``)."""
+    paths = source_paths(spec, folder, override)
+    for path in paths:
+        if not path.is_file():
+            raise ConversionError(
+                f"{spec.name}: {path} does not exist; run `facezoo download {spec.name}` (or pass --checkpoint)"
+            )
+    return source_for(spec.framework).source(spec, *paths)
+
+
+def thresholds_for(spec: ModelSpec) -> dict[str, float]:
+    """Min cosine per precision: the entry's own, else its architecture's (asked of its source), else the gates'."""
+    return spec.thresholds(source_for(spec.framework).thresholds(spec))
+
+
+__all__ = ["BUILTIN_SOURCES", "SourceEntry", "frameworks", "open_source", "register_source", "source_for",
+           "source_paths", "thresholds_for"]

@@ -52,7 +52,7 @@ def onnx_to_mindspore(model: onnx.ModelProto, *, precision: str = "FP32"):
     for dynamic dims), ``onnx_output_names`` and ``precision`` attributes and is in inference
     mode. Raises :class:`ConversionError` on the first unsupported operator.
     """
-    from facezoo.sources.mindspore.context import mindspore
+    from facezoo.mindspore_context import mindspore
 
     if not isinstance(model, onnx.ModelProto):
         raise TypeError(f"expected an onnx.ModelProto, got {type(model).__name__}")
@@ -76,7 +76,7 @@ def onnx_to_mindspore(model: onnx.ModelProto, *, precision: str = "FP32"):
 
 def export_mindir(cell, path: str | Path) -> Path:
     """Export a cell made by :func:`onnx_to_mindspore` as MINDIR; dynamic dims stay dynamic."""
-    from facezoo.sources.mindspore.context import mindspore
+    from facezoo.mindspore_context import mindspore
 
     path = Path(path)
     if path.suffix != ".mindir":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from facezoo.converters.normalization import normalization_constants
 from facezoo.registry import ModelSpec
-from facezoo.sources.mindspore.context import mindspore
+from facezoo.mindspore_context import mindspore
 
 mindspore()
 import mindspore as ms  # noqa: E402  (started above)

@@ -1,6 +1,6 @@
 """MindSpore checkpoints as conversion sources: the original network and its exports.
 
-MindSpore itself is started (:mod:`facezoo.sources.mindspore.context`) only when a source is
+MindSpore itself is started (:mod:`facezoo.mindspore_context`) only when a source is
 opened; importing this module costs nothing.
 """
 
@@ -16,17 +16,11 @@ from facezoo.converters.normalization import normalization_constants
 from facezoo.errors import ConversionError
 from facezoo.registry import ModelSpec
 from facezoo.sources import register_source
-from facezoo.sources.mindspore.context import mindspore
+from facezoo.mindspore_context import mindspore
 
 
 def _files(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
     return [override or folder / spec.conversion.checkpoint]
-
-
-def _validate(spec: ModelSpec) -> list[tuple[str, str]]:
-    if spec.conversion.checkpoint not in [f.name for f in spec.files]:
-        return [("conversion.checkpoint", "must name one of the model's files")]
-    return []
 
 
 def _thresholds(spec: ModelSpec) -> dict[str, float]:
@@ -35,7 +29,7 @@ def _thresholds(spec: ModelSpec) -> dict[str, float]:
     return dict(architecture(spec.architecture).check_thresholds)
 
 
-@register_source("mindspore", files=_files, validate=_validate, thresholds=_thresholds,
+@register_source("mindspore", files=_files, thresholds=_thresholds,
                  standin_writer="facezoo.sources.mindspore.standin:write_standin")
 @dataclass
 class MindSporeSource:

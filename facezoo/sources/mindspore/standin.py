@@ -47,8 +47,8 @@ from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
 from facezoo.registry import InputContract, ModelSpec
 from facezoo.sources.mindspore.architectures import ArchitectureSpec, StandinPolicy, architecture
-from facezoo.sources.mindspore.context import mindspore
-from facezoo.standins.statistics import TRAINED, TrainedStatistics, parameter_rng
+from facezoo.mindspore_context import mindspore
+from facezoo.sources.standin_statistics import TRAINED, TrainedStatistics, parameter_rng
 
 mindspore()
 import mindspore as ms  # noqa: E402  (started above)

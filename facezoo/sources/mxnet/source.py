@@ -23,12 +23,7 @@ def _files(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
     return [folder / spec.conversion.symbol, folder / spec.conversion.params]
 
 
-def _validate(spec: ModelSpec) -> list[tuple[str, str]]:
-    return [(f"conversion.{key}", "required for MXNet models")
-            for key in ("symbol", "params", "output_node") if not getattr(spec.conversion, key)]
-
-
-@register_source("mxnet", files=_files, validate=_validate, standin_writer="facezoo.sources.mxnet.standin:write_standin")
+@register_source("mxnet", files=_files, standin_writer="facezoo.sources.mxnet.standin:write_standin")
 @dataclass
 class MXNetSource:
     """The original MXNet graph with its parameters, fed the upstream preprocessing."""

@@ -37,7 +37,7 @@ import numpy as np
 
 from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
-from facezoo.standins.statistics import TRAINED, parameter_rng
+from facezoo.sources.standin_statistics import TRAINED, parameter_rng
 from facezoo.registry import ModelSpec
 
 WRITER_VERSION = "2"  # 2: trained BN statistics, PReLU slopes over [0, 1]
@@ -149,7 +149,7 @@ def calibrate(graph, weights: dict[str, np.ndarray], x: np.ndarray, data_name: s
     batch statistics before it runs (``weights`` keyed ``arg:``/``aux:``, updated in place).
 
     With ``statistics`` (the default), they are then moved off as a trained network's are
-    (:class:`facezoo.standins.statistics.TrainedStatistics`: quiet channels, shifted means, scaled
+    (:class:`facezoo.sources.standin_statistics.TrainedStatistics`: quiet channels, shifted means, scaled
     variances); ``statistics=None`` matches them exactly.
     """
     from facezoo.sources.mxnet import ops as executor_ops

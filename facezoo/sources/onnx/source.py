@@ -35,20 +35,7 @@ def _files(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
     return [override or folder / spec.conversion.model]
 
 
-def _validate(spec: ModelSpec) -> list[tuple[str, str]]:
-    model = spec.conversion.model
-    members = [m for f in spec.files for m in f.members]
-    if not model:
-        return [("conversion.model", "required for ONNX models: the .onnx file to convert")]
-    if model not in [f.name for f in spec.files] and model not in members:
-        return [("conversion.model", "must name one of the model's files or a member of its archive")]
-    if not model.endswith(".onnx"):
-        return [("conversion.model", "expected a .onnx file")]
-    return []
-
-
-@register_source("onnx", files=_files, validate=_validate, standin_writer="facezoo.sources.onnx.standin:write_standin",
-                 layouts=("NCHW", "NHWC"))
+@register_source("onnx", files=_files, standin_writer="facezoo.sources.onnx.standin:write_standin")
 @dataclass
 class OnnxSource:
     """An ONNX file with its registry entry."""

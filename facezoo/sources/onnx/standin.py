@@ -13,7 +13,7 @@ any opset from 9 to 17.
 
 Weights: He-normal convolutions seeded by (seed, tensor name); BatchNorm statistics calibrated
 on synthetic faces through ONNX Runtime, one BN at a time, then moved off as a trained network's
-are (:mod:`facezoo.standins.statistics`).
+are (:mod:`facezoo.sources.standin_statistics`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
 from facezoo.registry import ModelSpec
-from facezoo.standins.statistics import TRAINED, TrainedStatistics, parameter_rng
+from facezoo.sources.standin_statistics import TRAINED, TrainedStatistics, parameter_rng
 
 WRITER_VERSION = "1"
 CALIBRATION_FACES = 16

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from facezoo.sources.mindspore.context import mindspore
+from facezoo.mindspore_context import mindspore
 
 mindspore()  # the networks subclass nn.Cell: MindSpore is started the facezoo way before it loads
 from mindspore import nn  # noqa: E402

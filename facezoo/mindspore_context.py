@@ -1,18 +1,21 @@
-"""Cap the instruction set of MindSpore's oneDNN, and of nothing else, where that helps.
+"""The one place facezoo starts MindSpore, and caps its oneDNN where that helps.
 
-MindSpore 2.10's bundled oneDNN picks AVX-512 convolution kernels that run 50-90x slower than
-its AVX2 ones. Measured: an Intel Xeon KVM guest (2026-11-23, LightCNN-9 0.7 → 39 images/s) and
-an AMD EPYC KVM guest (2026-12-01, a 64-channel 3x3 convolution 0.7 → 59-66 GFLOP/s). On a CPU
-without AVX-512 there are no such kernels to avoid, and nothing is capped.
+The first call of :func:`mindspore` quiets MindSpore's logging (unless the user set GLOG_v),
+applies the oneDNN decision below, imports MindSpore and puts it in GRAPH mode: the only mode
+facezoo uses, and the one that works with numpy 2 (PyNative and eager ops given scalars do not,
+with MindSpore 2.10). Every facezoo module that needs MindSpore (the MindSpore source, the
+MINDIR importer, the runtime's MindSpore backend) gets it from here; nothing is done at import.
+
+Why the oneDNN cap: MindSpore 2.10's bundled oneDNN picks AVX-512 convolution kernels that run
+50-90x slower than its AVX2 ones. Measured: an Intel Xeon KVM guest (2026-11-23, LightCNN-9 0.7
+→ 39 images/s) and an AMD EPYC KVM guest (2026-12-01, a 64-channel 3x3 convolution 0.7 → 59-66
+GFLOP/s). On a CPU without AVX-512 there are no such kernels to avoid, and nothing is capped.
 
 The environment variable ONEDNN_MAX_CPU_ISA would fix MindSpore, but OpenVINO's CPU plugin reads
 it too and loses a third of its speed under it. So facezoo loads MindSpore's own libdnnl before
 MindSpore does and calls its dnnl_set_max_cpu_isa: MindSpore's libraries then bind to that same,
 capped copy (same soname), and OpenVINO's statically linked oneDNN is left alone. A user's
 ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA wins: then nothing is done here.
-
-Nothing happens at import: :mod:`facezoo.sources.mindspore.context` calls :func:`cap_if_it_helps`
-once, just before it imports MindSpore.
 """
 
 from __future__ import annotations
@@ -20,10 +23,38 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+import threading
 from pathlib import Path
 
 DNNL_CPU_ISA_AVX2 = 0x7  # dnnl_cpu_isa_t in oneDNN 3.x
 USER_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+_LOCK = threading.Lock()
+_STATE: dict = {}
+
+
+def mindspore(device: str = "CPU"):
+    """The mindspore module, started the facezoo way, in GRAPH mode on ``device``."""
+    with _LOCK:
+        if "module" not in _STATE:
+            # MindSpore logs every graph-compile and device-probe warning to stderr unless told otherwise.
+            os.environ.setdefault("GLOG_v", "3")
+            _STATE["onednn"] = cap_if_it_helps()
+            import mindspore as ms
+
+            _STATE["module"] = ms
+        ms = _STATE["module"]
+        if _STATE.get("device") != device:
+            ms.set_context(mode=ms.GRAPH_MODE, device_target=device)
+            _STATE["device"] = device
+        elif ms.get_context("mode") != ms.GRAPH_MODE:
+            ms.set_context(mode=ms.GRAPH_MODE)
+        return ms
+
+
+def onednn_status() -> str:
+    """What was done to MindSpore's oneDNN in this process (for reports)."""
+    return _STATE.get("onednn", "MindSpore not started in this process")
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
