@@ -46,4 +46,28 @@ def flipped_pairs(reference: np.ndarray, outputs: np.ndarray, decision_threshold
     return np.flatnonzero(same_reference != same_outputs)
 
 
-__all__ = ["cosine_rows", "cosine_similarity", "flipped_pairs", "l2_normalize", "pair_cosines", "pair_indices"]
+def best_separation(scores: np.ndarray, issame) -> tuple[float, float]:
+    """(threshold, accuracy): the cut that best separates same (score >= t) from different pairs.
+
+    Among the accuracy-maximizing cuts, the one with the widest gap between the neighbouring
+    scores is chosen, and the threshold is the midpoint of that gap (as far as possible from
+    every pair's score).
+    """
+    scores = np.asarray(scores, np.float64)
+    issame = np.asarray(issame, bool)
+    values = np.unique(scores)
+    # cut j lies just below values[j] (j = len(values): above everything); accepted: scores >= values[j]
+    cuts = np.r_[values[0] - 1.0, (values[:-1] + values[1:]) / 2.0, values[-1] + 1.0]
+    gaps = np.r_[np.inf, np.diff(values), np.inf]
+    lowest_accepted = np.r_[values, np.inf]
+    same_sorted, different_sorted = np.sort(scores[issame]), np.sort(scores[~issame])
+    true_accepts = len(same_sorted) - np.searchsorted(same_sorted, lowest_accepted, side="left")
+    true_rejects = np.searchsorted(different_sorted, lowest_accepted, side="left")
+    accuracies = (true_accepts + true_rejects) / len(scores)
+    best = accuracies.max()
+    candidates = np.flatnonzero(accuracies >= best - 1e-12)
+    pick = candidates[np.argmax(gaps[candidates])]
+    return float(cuts[pick]), float(best)
+
+
+__all__ = ["best_separation", "cosine_rows", "cosine_similarity", "flipped_pairs", "l2_normalize", "pair_cosines", "pair_indices"]

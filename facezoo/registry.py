@@ -21,6 +21,7 @@ import yaml
 from facezoo.errors import FacezooError, RegistryError
 from facezoo.formats import FORMATS
 from facezoo.gates import GATES, default_cosine_thresholds
+from facezoo.tasks import TASKS
 
 PACKAGED_ZOO = Path(__file__).with_name("model_zoo.yml")
 ZOO_ENV = "FACEZOO_ZOO"
@@ -226,6 +227,8 @@ class ModelSpec:
         problems = []
         if not _NAME.match(self.name):
             problems.append(("name", "letters, digits, '.', '_' and '-' only"))
+        if self.task_type not in TASKS:
+            problems.append(("task_type", f"expected one of {', '.join(TASKS)}"))
         if self.framework not in FRAMEWORKS:
             problems.append(("framework", f"expected one of {', '.join(FRAMEWORKS)}"))
         if not self.files:

@@ -6,13 +6,12 @@
   or LFW folder) with the upstream protocols, beside the authors' published numbers.
 """
 
-from facezoo.accuracy.agreement import AgreementReport, BackendAgreement, check_model, check_models, show_agreement
+from facezoo.accuracy.agreement import AgreementReport, check_model, check_models, show_agreement
 from facezoo.accuracy.datasets import DatasetError, VerificationSet, load_dataset
 from facezoo.accuracy.metrics import PROTOCOLS, Evaluation, evaluate_pairs
 
 __all__ = [
     "AgreementReport",
-    "BackendAgreement",
     "DatasetError",
     "Evaluation",
     "PROTOCOLS",

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import cv2
 import numpy as np
 
+from facezoo import images
 from facezoo.errors import FacezooError
+from facezoo.images import IMAGE_SUFFIXES, identity_of
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 SYNTHETIC_MARKER = "facezoo-synthetic.json"  # written beside/inside sets built from generated faces
 
 
@@ -71,19 +71,11 @@ class VerificationSet:
 
 
 def decode_image(data: bytes, where: str) -> np.ndarray:
-    array = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(array, cv2.IMREAD_COLOR) if array.size else None
-    if image is None:
-        raise DatasetError(f"{where}: not a decodable image ({len(data)} bytes)")
-    return image
+    return images.decode_image(data, where, DatasetError)
 
 
 def read_image_file(path: Path) -> np.ndarray:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read image: {exc.strerror or exc}") from None
-    return decode_image(data, str(path))
+    return images.read_image(path, DatasetError)
 
 
 def read_synthetic_marker(path: Path) -> dict | None:
@@ -397,21 +389,7 @@ def load_dataset(path: str | Path, pairs_file: str | Path | None = None) -> Veri
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files under `folder` (recursive), sorted."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder}: not a folder of images")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-_TRAILING_NUMBER = re.compile(r"[_-]?\d+$")
-
-
-def identity_of(path: Path, folder: Path) -> str:
-    """The person an image shows: its sub-folder, else the file name without a trailing number."""
-    relative = path.relative_to(folder)
-    if len(relative.parts) > 1:
-        return str(relative.parent)
-    return _TRAILING_NUMBER.sub("", path.stem) or path.stem
+    return images.list_images(folder, DatasetError)
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from pathlib import Path
 from facezoo.batch.inputs import IMAGE_EXTENSIONS, is_uri, list_images, read_landmarks, root_key
 from facezoo.batch.stages import decode_faces, output_table
 from facezoo.errors import FacezooError
-from facezoo.runtime import Embedder, resolve_artifact
+from facezoo.runtime import Embedder, load, resolve_artifact
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR
 
 
@@ -122,10 +122,8 @@ def _init_ray(job: EmbedJob) -> None:
 def _input_size(artifact) -> tuple[int, int]:
     """(H, W) the crops are made at, from the model card (or the file when it has none)."""
     if artifact.card:
-        shape = artifact.card["input"]["shape"]
+        shape = artifact.card.input.shape
     else:
-        from facezoo.runtime import load
-
         with load(artifact.path) as model:
             shape = model.input_spec.shape
     return int(shape[2]), int(shape[3])

@@ -93,7 +93,7 @@ def check(
 def _targets(registry, names, all_models: bool, converted_dir: Path):
     """(entry, original file or None) per model: registry names, or converted folders whose model
     card records the entry they were made from (``convert --onnx FILE``)."""
-    from facezoo.converters.model_card import converted_entry
+    from facezoo.modelcard import converted_entry
     from facezoo.errors import RegistryError
 
     if all_models or not names:

@@ -21,13 +21,7 @@ from facezoo.cli.common import (
     select_models,
     split_csv,
 )
-from facezoo.converters.pipeline import (
-    ConversionRequest,
-    ConversionResult,
-    QuantizationSettings,
-    convert_model,
-    plan,
-)
+from facezoo.conversion import ConversionRequest, ConversionResult, QuantizationSettings, convert_model, plan
 from facezoo.errors import ConversionError
 from facezoo.quantization.mindir import MINDIR_INT8_REASON
 from facezoo.registry import DEFAULT_PRECISIONS, FORMATS, PRECISIONS
@@ -174,27 +168,26 @@ def _status(result: ConversionResult) -> str:
 
 
 def show_results(results: list[ConversionResult]) -> None:
-    table = Table(title="conversion: converted artifacts against the original network")
-    numeric = ("min cos", "mean cos", "max rel err", "batch cos", "batch Δ")
-    for column in ("model", "format", "precision", "backend", *numeric, "ok"):
-        table.add_column(column, justify="right" if column in numeric else "left")
-    for result in results:
-        if not result.checks:
-            table.add_row(result.model, "-", "-", "-", "-", "-", "-", "-", "[red]error[/]")
-        for check in result.checks:
-            table.add_row(
-                result.model,
-                check.format,
-                check.precision,
-                check.backend,
-                f"{check.min_cosine:.7f}",
-                f"{check.mean_cosine:.7f}",
-                f"{check.max_relative_error:.2e}",
-                f"{check.batch_min_cosine:.7f}",
-                f"{check.batch_relative_diff:.1e}",
-                "[green]yes[/]" if check.passed else "[red]NO[/]",
-            )
-    console.print(table)
+    """One table per task of the models converted, with the task's own columns."""
+    from facezoo.tasks import task_named
+
+    for task_name in dict.fromkeys(r.task for r in results):
+        columns = task_named(task_name).convert_columns
+        table = Table(title="conversion: converted artifacts against the original network")
+        for heading in ("model", "format", "precision", "backend"):
+            table.add_column(heading)
+        for column in columns:
+            table.add_column(column.heading, justify="right")
+        table.add_column("ok")
+        for result in (r for r in results if r.task == task_name):
+            if not result.checks:
+                table.add_row(result.model, "-", "-", "-", *["-"] * len(columns), "[red]error[/]")
+            for check in result.checks:
+                record = check.as_dict()
+                table.add_row(result.model, check.format, check.precision, check.backend,
+                              *(column.render(record) for column in columns),
+                              "[green]yes[/]" if check.passed else "[red]NO[/]")
+        console.print(table)
     for result in results:
         for note in result.notes:
             console.print(f"{result.model}: {note}", highlight=False, soft_wrap=True)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from facezoo.cli.common import ZooOption, console, err_console, open_zoo, reports_errors, split_csv
 from facezoo.cli.convert import run_conversions, show_results
-from facezoo.converters.pipeline import ConversionRequest
+from facezoo.conversion import ConversionRequest
 from facezoo.errors import FacezooError
 from facezoo.registry import DEFAULT_PRECISIONS, FORMATS
 
@@ -76,7 +76,7 @@ def demo(
         table.add_column(column)
     for spec, result in zip(chosen, results):
         worst = {
-            p: min((c.min_cosine for c in result.checks if c.precision == p), default=float("nan"))
+            p: min((c.metric("min_cosine") for c in result.checks if c.precision == p), default=float("nan"))
             for p in ("FP32", "FP16")
         }
         fetched = {f.status for f in summary.for_model(spec.name)}

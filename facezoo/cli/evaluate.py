@@ -64,8 +64,7 @@ def weights_status(artifact, spec: ModelSpec | None, zoo: Zoo) -> str:
     """published / stand-in / not-published / unverified, from the model card's source checksums."""
     from facezoo.registry import published_hashes
 
-    card = artifact.card or {}
-    recorded = ((card.get("source") or {}).get("files")) or {}
+    recorded = (artifact.card.source.get("files") if artifact.card else None) or {}
     if not recorded or spec is None:
         return "unverified"
     if _is_standin_registry(zoo):
@@ -114,7 +113,7 @@ def _raw_embeddings(embedder, images) -> np.ndarray:
     """
     crops = embedder.prepare(images)
     size = embedder.batch_size
-    return np.concatenate([np.asarray(embedder.model.infer(crops[i : i + size]), np.float32)
+    return np.concatenate([np.asarray(embedder.pick(embedder.model.infer(crops[i : i + size])), np.float32)
                            for i in range(0, len(crops), size)])
 
 

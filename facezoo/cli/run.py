@@ -83,7 +83,7 @@ def embed(
     """
     embedder = _embedder(model, converted_dir, fmt, precision, device, backend, resize)
     embeddings = embedder.embed([read_image(p) for p in images], _landmarks(landmarks, images))
-    _save_npy(output, embeddings)
+    _save(output, ".npy", lambda partial: np.save(partial, embeddings))
     console.print(
         f"{len(images)} embeddings of dimension {embeddings.shape[1]} from {embedder.artifact.path} "
         f"({embedder.model.backend.name}, {embedder.model.backend.device}) → {output}",
@@ -125,7 +125,8 @@ def compare(
 def infer(
     model: ModelArgument,
     input_file: Annotated[Path, typer.Option("--input", "-i", help="Input tensor .npy (N×C×H×W float32).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output tensor .npy.")] = Path("output.npy"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output tensor .npy (a model with several "
+                                         "outputs: .npz, one array per output name).")] = Path("output.npy"),
     converted_dir: ConvertedDir = DEFAULT_CONVERTED_DIR,
     fmt: FormatOption = None,
     precision: PrecisionOption = None,
@@ -139,11 +140,20 @@ def infer(
     except (OSError, ValueError) as exc:
         raise FacezooError(f"{input_file}: cannot read a .npy tensor: {exc}") from None
     with load(artifact.path, device=device, backend=backend) as loaded:
-        result = loaded.infer(batch)
-    _save_npy(output, result)
-    console.print(f"{tuple(batch.shape)} → {tuple(result.shape)} saved to {output}", highlight=False)
+        outputs = loaded.infer(batch)
+    if len(outputs) == 1:
+        (result,) = outputs.values()
+        _save(output, ".npy", lambda partial: np.save(partial, result))
+        shapes = str(tuple(result.shape))
+    else:
+        if output.suffix != ".npz":
+            raise FacezooError(f"-o {output}: {artifact.path.name} has {len(outputs)} outputs "
+                               f"({', '.join(outputs)}); give a .npz file for them")
+        _save(output, ".npz", lambda partial: np.savez(partial, **outputs))
+        shapes = ", ".join(f"{name} {tuple(value.shape)}" for name, value in outputs.items())
+    console.print(f"{tuple(batch.shape)} → {shapes} saved to {output}", highlight=False)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path, suffix=".npy") as partial:  # np.save would append .npy to any other name
-        np.save(partial, array)
+def _save(path: Path, suffix: str, write) -> None:
+    with atomic_path(path, suffix=suffix) as partial:  # np.save would append .npy to any other name
+        write(partial)

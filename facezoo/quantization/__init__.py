@@ -5,7 +5,9 @@
     result = quantize_folder(name, fp32_dir, scratch / "INT8", calibration, tuning, gate)
     result.passed, result.summary(), result.record()                      # which ladder step passed
 
-Names are imported lazily: `import facezoo.quantization` loads neither NNCF nor OpenVINO.
+Folders are built and published by facezoo.conversion (`facezoo convert --precisions …,INT8,BF16`,
+or ``facezoo.conversion.quantize_converted`` beside an existing conversion). Names are imported
+lazily: `import facezoo.quantization` loads neither NNCF nor OpenVINO.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ _EXPORTS = {
                     "tuning_set"),
     "errors": ("QuantizationError",),
     "folders": ("INT8_FORMATS", "Int8Result", "quantize_folder", "write_bf16"),
-    "gate": ("Gate", "GateVerdict", "flipped_pairs", "reference_gate", "separating_threshold"),
+    "gate": ("Gate", "Judge", "reference_gate"),
     "ladder": ("STEPS", "Candidate", "LadderOptions", "LadderResult", "run_ladder"),
     "mindir": ("MINDIR_INT8_REASON", "MINDIR_INT8_SUPPORTED"),
     "precisions": ("BF16", "INT8", "QUANTIZED_PRECISIONS", "RUNTIME_CONFIG", "card_fields_for", "runtime_config_for"),
-    "publish": ("QuantizedFolders", "quantize_converted"),
     "recipes": ("Recipe",),
     "scopes": ("FieldScope", "field_scope"),
 }

@@ -1,8 +1,8 @@
 """INT8 and BF16 folder contents, built from an FP32 folder and judged on held-out faces.
 
-The conversion pipeline (``facezoo convert --precisions …,INT8,BF16``) and
-:func:`facezoo.quantization.quantize_converted` (an existing conversion) both build through
-these functions; neither publishes anything here.
+The conversion layer (:mod:`facezoo.conversion.quantized`: ``facezoo convert --precisions
+…,INT8,BF16`` and ``quantize_converted`` alike) builds through these functions; nothing here
+writes a model card or publishes a folder.
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from typing import Callable
 
 import numpy as np
 
+from facezoo.preprocessing import to_model_input
 from facezoo.quantization.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_TUNING_SIZE, calibration_inputs, tuning_set
 from facezoo.quantization.folders import INT8_FORMATS, quantize_folder, write_bf16
-from facezoo.quantization.gate import GateVerdict, reference_gate, separating_threshold
+from facezoo.quantization.gate import reference_gate
 from facezoo.quantization.ladder import LadderOptions
 from facezoo.quantization.mindir import MINDIR_INT8_REASON
 from facezoo.quantization.precisions import BF16, BF16_GATE_FIELD, INT8, card_fields_for
 from facezoo.registry import ModelSpec
+from facezoo.runtime.precision import bf16_problem
+from facezoo.tasks import DecisionRule, Outputs, Task
 
 GATE_FACES = 16  # held-out faces the gate judges on: check's faces (colour-asymmetric, then pairs)
 
@@ -29,9 +32,13 @@ class HeldOutFaces:
     """The faces INT8 and BF16 candidates are judged on, with the original model's outputs."""
 
     inputs: np.ndarray = field(repr=False)  # N×C×H×W float32, the converted contract
-    reference: np.ndarray = field(repr=False)  # N×D, the ORIGINAL model
-    decision_threshold: float
+    reference: Outputs = field(repr=False)  # the ORIGINAL model's outputs, by name
+    rule: DecisionRule
     sources: list[str]
+
+    @property
+    def decision_threshold(self) -> float:
+        return self.rule.threshold
 
 
 @dataclass
@@ -41,32 +48,36 @@ class QuantizedBuild:
     precision: str
     passed: bool
     files: list[str] = field(default_factory=list)
-    card: dict = field(default_factory=dict)  # model-card fields: the quantization record, the bf16 hint
+    card: dict = field(default_factory=dict)  # model-card fields: the quantization record, the bf16 hint and gate
     reason: str = ""
 
 
-def held_out_faces(spec: ModelSpec, original: Callable[[np.ndarray], np.ndarray], count: int = GATE_FACES) -> HeldOutFaces:
-    """`facezoo check`'s generated faces (never calibration or tuning faces) and the original's outputs."""
-    from facezoo.accuracy.agreement import sample_faces
-    from facezoo.preprocessing import to_model_input
+def held_out_faces(spec: ModelSpec, task: Task, original: Callable[[np.ndarray], Outputs],
+                   count: int = GATE_FACES) -> HeldOutFaces:
+    """`facezoo check`'s generated faces (never calibration or tuning faces) and the original's outputs.
 
-    faces = sample_faces((spec.input.height, spec.input.width), None, count)
-    reference = np.asarray(original(faces.images), np.float32)
+    The decision threshold is the one that best separates the original's own outputs on these
+    faces, not the registry's (that one is set for real faces).
+    """
+    samples = task.samples((spec.input.height, spec.input.width), None, count)
+    reference = {name: np.asarray(values, np.float32) for name, values in original(samples.images).items()}
     return HeldOutFaces(
-        inputs=to_model_input(faces.images, spec.converted.channel_order),
+        inputs=to_model_input(samples.images, spec.converted.channel_order),
         reference=reference,
-        decision_threshold=separating_threshold(reference, faces.identities),
-        sources=faces.sources,
+        rule=task.decision_rule(spec, reference, samples, from_registry=False),
+        sources=samples.sources,
     )
 
 
 def build_int8(
     spec: ModelSpec,
-    original: Callable[[np.ndarray], np.ndarray],
+    task: Task,
+    original: Callable[[np.ndarray], Outputs],
     held: HeldOutFaces,
     fp32_folder: Path,
     folder: Path,
     *,
+    threshold: float,
     calibration_size: int = DEFAULT_CALIBRATION_SIZE,
     calibration_images: Path | None = None,
     formats: tuple[str, ...] = INT8_FORMATS,
@@ -76,13 +87,12 @@ def build_int8(
 ) -> QuantizedBuild:
     """INT8 IR and/or QDQ ONNX from the FP32 files, through the gated ladder."""
     size, order = (spec.input.height, spec.input.width), spec.converted.channel_order
-    threshold = spec.thresholds()[INT8]
     options = options or LadderOptions()
     options = LadderOptions(**{**options.__dict__, "target_cosine": threshold})
-    gate = reference_gate(held.inputs, held.reference, min_cosine=threshold, decision_threshold=held.decision_threshold)
+    gate = reference_gate(held.inputs, held.reference, task=task, min_cosine=threshold, rule=held.rule)
     step("INT8 calibration faces")
     calibration = calibration_inputs(size, order, calibration_size, calibration_images)
-    tuning = tuning_set(size, order, original, tuning_size)
+    tuning = tuning_set(size, order, lambda images: _one_output(original(images)), tuning_size)
     result = quantize_folder(spec.name, fp32_folder, folder, calibration, tuning, gate, formats, options, step)
     record = {**result.record(), "gate_faces": held.sources, "decision_threshold": held.decision_threshold}
     reason = "" if result.passed else f"INT8 missed the gate at every step of the ladder: {result.summary()}"
@@ -90,29 +100,32 @@ def build_int8(
     return QuantizedBuild(INT8, result.passed, files, {"quantization": record, "mindir": MINDIR_INT8_REASON}, reason)
 
 
-def build_bf16(spec: ModelSpec, held: HeldOutFaces, fp32_folder: Path, folder: Path,
-               write_card: Callable[[Path, dict], None], step: Callable[[str], None] = lambda _: None) -> QuantizedBuild:
+def build_bf16(spec: ModelSpec, task: Task, held: HeldOutFaces, fp32_folder: Path, folder: Path, *, threshold: float,
+               write_card: Callable[[dict], None], step: Callable[[str], None] = lambda _: None) -> QuantizedBuild:
     """The FP32 IR run in bfloat16, judged like FP16; refused on a CPU without bf16 units.
 
-    ``write_card(folder, fields)`` writes the folder's model card: the runtime reads the bf16 hint
-    from it, so it exists before the gate runs the file.
+    ``write_card(fields)`` writes the folder's model card: the runtime reads the bf16 hint from it,
+    so it exists before the gate runs the file.
     """
-    from facezoo.runtime.precision import bf16_problem
-
     problem = bf16_problem()
     if problem:
         return QuantizedBuild(BF16, False, reason=f"not built: this CPU cannot run bf16 ({problem})")
     xml = write_bf16(Path(fp32_folder) / f"{spec.name}.xml", Path(folder) / f"{spec.name}.xml")
     fields = card_fields_for(BF16)
-    write_card(folder, fields)
-    threshold = spec.thresholds()[BF16]
-    gate = reference_gate(held.inputs, held.reference, min_cosine=threshold,
-                          decision_threshold=held.decision_threshold, precision=BF16)
+    write_card(fields)
+    gate = reference_gate(held.inputs, held.reference, task=task, min_cosine=threshold, rule=held.rule,
+                          precision=BF16)
     step("BF16 gate")
-    verdict: GateVerdict = gate(xml)
-    card = {**fields, BF16_GATE_FIELD: {"threshold": threshold, **verdict.as_dict()}}
-    return QuantizedBuild(BF16, verdict.passed, [xml.name, xml.with_suffix(".bin").name], card,
-                          "" if verdict.passed else f"BF16 missed the gate: {verdict.reason}")
+    verdict = gate(xml).verdict()
+    card = {**fields, BF16_GATE_FIELD: {"threshold": threshold, **verdict}}
+    return QuantizedBuild(BF16, verdict["passed"], [xml.name, xml.with_suffix(".bin").name], card,
+                          "" if verdict["passed"] else f"BF16 missed the gate: {verdict['reason']}")
+
+
+def _one_output(outputs: Outputs) -> np.ndarray:
+    """NNCF's accuracy control tunes on one output: the model's only one."""
+    (values,) = outputs.values()
+    return values
 
 
 __all__ = ["GATE_FACES", "HeldOutFaces", "QuantizedBuild", "build_bf16", "build_int8", "held_out_faces"]

@@ -5,7 +5,7 @@ ranking tune on a second set of faces; the gate judges on a third. None may shar
 bad INT8 model could pass by having seen its judges. The synthetic identity ranges:
 
     1000+ (and 7)  the converter's probes       (facezoo.faces.PROBE_IDENTITY, COLOUR_ASYMMETRIC_IDENTITY)
-    3000+          `facezoo check`'s faces      (facezoo.accuracy.agreement.SYNTHETIC_IDENTITY)
+    3000+          `facezoo check`'s faces      (facezoo.tasks.recognition.SYNTHETIC_IDENTITY)
     20000+         calibration                  (CALIBRATION_IDENTITY, at most MAX_CALIBRATION_SIZE)
     30000+         tuning                       (TUNING_IDENTITY, at most MAX_TUNING_SIZE)
 """
@@ -31,8 +31,8 @@ CALIBRATION_VARIATIONS = 3  # synthetic calibration faces cycle through poses/li
 
 def synthetic_ranges() -> dict[str, tuple[int, int]]:
     """Every synthetic identity range facezoo uses, [first, last], by purpose."""
-    from facezoo.accuracy.agreement import SYNTHETIC_IDENTITY
     from facezoo.faces import COLOUR_ASYMMETRIC_IDENTITY, PROBE_IDENTITY
+    from facezoo.tasks.recognition import SYNTHETIC_IDENTITY
 
     return {
         "probes": (PROBE_IDENTITY, PROBE_IDENTITY + 999),
@@ -132,7 +132,7 @@ def read_crops(folder: Path, size: tuple[int, int], count: int) -> tuple[np.ndar
     """The first ``count`` images of ``folder`` as BGR uint8 aligned crops of ``size``."""
     import cv2
 
-    from facezoo.accuracy.datasets import IMAGE_SUFFIXES
+    from facezoo.images import IMAGE_SUFFIXES
     from facezoo.preprocessing import fit_crop
 
     if not folder.is_dir():

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from facezoo.quantization.calibration import CalibrationSet, TuningSet
 from facezoo.quantization.engines import engine_for
 from facezoo.quantization.errors import QuantizationError
-from facezoo.quantization.gate import Gate, GateVerdict
+from facezoo.quantization.gate import Judge
 from facezoo.quantization.recipes import Recipe
 from facezoo.quantization.scopes import field_scope
+from facezoo.validation import ArtifactCheck
 
 STEPS = ("ptq", "accuracy_control", "ignored_scope", "advanced", "mixed_precision")
 
@@ -52,18 +53,19 @@ class LadderOptions:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One model tried, how it was made, and the gate's verdict."""
+    """One model tried, how it was made, and the gate's record of it (its worst backend)."""
 
     step: str
     label: str
     settings: dict
-    verdict: GateVerdict
+    verdict: ArtifactCheck
     quantizers: int  # activation quantizers left in the model
     seconds: float
     error: str = ""
 
     def record(self) -> dict:
-        return {**asdict(self), "verdict": self.verdict.as_dict()}
+        return {"step": self.step, "label": self.label, "settings": self.settings, "verdict": self.verdict.verdict(),
+                "quantizers": self.quantizers, "seconds": self.seconds, "error": self.error}
 
 
 @dataclass
@@ -72,6 +74,7 @@ class LadderResult:
     source: str
     path: str | None  # the passing file (in the caller's folder), None if none passed
     threshold: float
+    rank: Callable[[ArtifactCheck], tuple] = field(repr=False, default=lambda check: (check.passed,))
     candidates: list[Candidate] = field(default_factory=list)
     fp32_quantizers: int = 0  # activation quantizers of plain PTQ: the "all INT8" count
 
@@ -87,7 +90,7 @@ class LadderResult:
     def best(self) -> Candidate | None:
         best = None
         for candidate in self.candidates:
-            if best is None or candidate.verdict.better_than(best.verdict):
+            if best is None or self.rank(candidate.verdict) > self.rank(best.verdict):
                 best = candidate
         return best
 
@@ -99,20 +102,22 @@ class LadderResult:
             return (math.inf, 0)
         if best.verdict.passed:
             return (0.0, 0)
-        cosine = best.verdict.min_cosine
-        return (self.threshold - cosine if math.isfinite(cosine) else math.inf, best.verdict.flips)
+        verdict = best.verdict.verdict()
+        cosine = verdict["min_cosine"]
+        return (self.threshold - cosine if cosine is not None else math.inf, verdict["flips"])
 
     def summary(self) -> str:
         if self.passed:
             c = next(c for c in self.candidates if c.verdict.passed)
-            return (f"{self.format}: passed at step {c.step} ({c.label}): min cosine {c.verdict.min_cosine:.5f}, "
-                    f"{c.verdict.flips} flips, {c.quantizers}/{self.fp32_quantizers} activation quantizers")
+            verdict = c.verdict.verdict()
+            return (f"{self.format}: passed at step {c.step} ({c.label}): min cosine {verdict['min_cosine']:.5f}, "
+                    f"{verdict['flips']} flips, {c.quantizers}/{self.fp32_quantizers} activation quantizers")
         best = self.best
         if best is None:
             return f"{self.format}: no candidate was built"
         cosine, flips = self.shortfall
         return (f"{self.format}: no step passed; best ({best.step}, {best.label}) missed by {cosine:.5f} cosine "
-                f"(min {best.verdict.min_cosine:.5f} < {self.threshold}) and {flips} flipped decision(s)")
+                f"(min {best.verdict.metric('min_cosine'):.5f} < {self.threshold}) and {flips} flipped decision(s)")
 
     def record(self) -> dict:
         cosine, flips = self.shortfall
@@ -129,7 +134,7 @@ def run_ladder(
     output: Path,
     calibration: CalibrationSet,
     tuning: TuningSet,
-    gate: Gate,
+    gate: Judge,
     options: LadderOptions = LadderOptions(),
     step: Callable[[str], None] = lambda _: None,
 ) -> LadderResult:
@@ -140,7 +145,7 @@ def run_ladder(
         raise QuantizationError(f"{output}: an INT8 {engine.format} file must end in {engine.suffix}")
     subset = min(options.subset_size, calibration.count)
     model = engine.load(Path(source))
-    result = LadderResult(engine.format, str(source), None, options.target_cosine)
+    result = LadderResult(engine.format, str(source), None, options.target_cosine, gate.rank)
     kept = _Best()
 
     def attempt(step_name: str, label: str, settings: dict, build) -> bool:
@@ -151,15 +156,15 @@ def run_ladder(
             candidate_model = build()
             engine.save(candidate_model, output)
         except Exception as exc:  # NNCF and the libraries raise many types; a failed build is a failed step
-            # never judged: ranks below every candidate that ran (as if every decision flipped)
-            verdict = GateVerdict(False, float("nan"), NOT_JUDGED_FLIPS, f"could not build: {type(exc).__name__}: {exc}")
+            # never judged: ranks below every candidate that ran
+            verdict = gate.unbuilt(f"could not build: {type(exc).__name__}: {exc}")
             result.candidates.append(Candidate(step_name, label, settings, verdict, 0, time.perf_counter() - started,
                                                f"{type(exc).__name__}: {exc}"))
             return False
         verdict = gate(output)
         quantizers = len(engine.quantizers(candidate_model))
         result.candidates.append(Candidate(step_name, label, settings, verdict, quantizers, time.perf_counter() - started))
-        if prior is None or verdict.better_than(prior.verdict):
+        if prior is None or gate.rank(verdict) > gate.rank(prior.verdict):
             kept.model = candidate_model
         return verdict.passed
 
@@ -181,9 +186,6 @@ def run_ladder(
     except BaseException:
         _remove(output)
         raise
-
-
-NOT_JUDGED_FLIPS = 1 << 30
 
 
 class _Best:

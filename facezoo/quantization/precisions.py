@@ -31,7 +31,5 @@ def runtime_config_for(precision: str) -> dict[str, str]:
 
 def card_fields_for(precision: str) -> dict[str, str]:
     """Model-card fields the runtime reads for a precision folder (BF16: its inference precision hint)."""
-    from facezoo.runtime.precision import CARD_HINT_FIELD
-
     hint = runtime_config_for(precision).get("INFERENCE_PRECISION_HINT")
-    return {CARD_HINT_FIELD: hint} if precision == BF16 and hint else {}
+    return {"inference_precision_hint": hint} if precision == BF16 and hint else {}

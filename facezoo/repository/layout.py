@@ -8,12 +8,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facezoo.atomic import replace_tree
 from facezoo.errors import FacezooError
+from facezoo.modelcard import CARD_NAME
+from facezoo.runtime.model import load
 from facezoo.runtime.resolve import Artifact
 
 #: The file names the servers look for in a version folder.
 REPOSITORY_FILES = {"onnx": ("model.onnx",), "openvino": ("model.xml", "model.bin")}
-CARD_NAME = "model_card.json"
 
 
 class ExportError(FacezooError):
@@ -33,12 +35,12 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class ModelIO:
-    """Input and output names and shapes (-1 for the batch), as the servers will see them."""
+    """Input and output names and shapes (-1 for the batch), as the servers will see them: the
+    outputs are the ones the model's task declares (recorded in its model card)."""
 
     input_name: str
     input_shape: tuple[int, ...]
-    output_name: str
-    output_shape: tuple[int, ...]
+    outputs: tuple[tuple[str, tuple[int, ...], str], ...]  # (name, shape, dtype) of each
 
 
 @dataclass
@@ -53,13 +55,11 @@ class ExportResult:
 def model_io(artifact: Artifact) -> ModelIO:
     """From the model card; a file without one is loaded to read them."""
     if artifact.card:
-        contract, output = artifact.card["input"], artifact.card["output"]
-        return ModelIO(contract["name"], tuple(contract["shape"]), output["name"], tuple(output["shape"]))
-    from facezoo.runtime import load
-
+        card = artifact.card
+        return ModelIO(card.input.name, card.input.shape, tuple((o.name, o.shape, o.dtype) for o in card.outputs))
     with load(artifact.path) as model:
-        return ModelIO(model.input_spec.name, (-1, *model.input_spec.shape[1:]), model.output_spec.name,
-                       (-1, *model.output_spec.shape[1:]))
+        return ModelIO(model.input_spec.name, (-1, *model.input_spec.shape[1:]),
+                       tuple((o.name, (-1, *o.shape[1:]), o.dtype) for o in model.output_specs))
 
 
 def stage_model_folder(artifact: Artifact, repository: Path, name: str, version: int) -> Path:
@@ -82,8 +82,6 @@ def stage_model_folder(artifact: Artifact, repository: Path, name: str, version:
 
 def publish_folder(staging: Path, target: Path) -> None:
     """Replace `target` by `staging` with renames only: readers see the old folder or the new one."""
-    from facezoo.atomic import replace_tree
-
     replace_tree(staging, target)
 
 

@@ -7,6 +7,9 @@ from facezoo.repository.layout import ExportOptions, ExportResult, ModelIO, publ
 from facezoo.runtime.resolve import Artifact
 
 BACKEND_FOR_FORMAT = {"onnx": "onnxruntime", "openvino": "openvino"}
+#: Triton's data type of each numpy dtype a model card may declare.
+TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
+                "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL"}
 
 
 def config_text(name: str, backend: str, io: ModelIO, options: ExportOptions) -> str:
@@ -27,11 +30,8 @@ def config_text(name: str, backend: str, io: ModelIO, options: ExportOptions) ->
         "  }",
         "]",
         "output [",
-        "  {",
-        f'    name: "{io.output_name}"',
-        "    data_type: TYPE_FP32",
-        f"    dims: [ {dims(io.output_shape)} ]",
-        "  }",
+        ",\n".join("\n".join(["  {", f'    name: "{name}"', f"    data_type: {TRITON_TYPES[dtype]}",
+                               f"    dims: [ {dims(shape)} ]", "  }"]) for name, shape, dtype in io.outputs),
         "]",
         "dynamic_batching {",
         f"  preferred_batch_size: [ {options.max_batch} ]",

@@ -1,8 +1,9 @@
 """Thin adapters that run one converted file through one inference library.
 
-Each adapter takes a float32 NCHW batch and returns the first output as float32. They never
-fall back to another device on their own: `device` is what the caller asked for (AUTO is
-resolved by facezoo.runtime.devices before an adapter is built).
+Each adapter takes a float32 NCHW batch and returns every output of the model by name
+(``{name: array}``); the task's wrapper picks what it needs. They never fall back to another
+device on their own: `device` is what the caller asked for (AUTO is resolved by
+facezoo.runtime.devices before an adapter is built).
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ from typing import Iterable, Protocol
 import numpy as np
 
 from facezoo.formats import DEFAULT_BACKEND_FOR_SUFFIX, SUFFIXES_FOR_BACKEND
+from facezoo.modelcard import card_beside
 from facezoo.runtime.devices import ORT_PROVIDER_FOR_DEVICE, pick_device
 from facezoo.runtime.errors import BackendError
 from facezoo.runtime.precision import effective_hint, require_precision
 
+Outputs = dict[str, np.ndarray]
+
+
 class Backend(Protocol):
     name: str
     device: str
+    output_names: tuple[str, ...]
 
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray) -> Outputs: ...
 
-    def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]: ...
+    def infer_many(self, batches: Iterable[np.ndarray]) -> list[Outputs]: ...
 
     def version(self) -> str: ...
 
@@ -40,7 +46,7 @@ class Backend(Protocol):
 class InferRequest(Protocol):
     """One lane of inference a caller's thread may drive on its own, beside other lanes."""
 
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray) -> Outputs: ...
 
 
 @dataclass
@@ -52,6 +58,8 @@ class BackendOptions:
     precision_hint: str | None = None  # OpenVINO INFERENCE_PRECISION_HINT: f32, f16, bf16
     performance_hint: str | None = None  # OpenVINO: LATENCY or THROUGHPUT
     ort_cuda: dict = field(default_factory=dict)  # ONNX Runtime CUDA provider options
+    # MindSpore: names of the MINDIR's outputs, which the file does not keep (default: its model card's)
+    output_names: tuple[str, ...] | None = None
 
 
 class _Sequential:
@@ -59,7 +67,7 @@ class _Sequential:
 
     optimal_requests = 1  # one call at a time already uses every core
 
-    def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
+    def infer_many(self, batches: Iterable[np.ndarray]) -> list[Outputs]:
         return [self.infer(batch) for batch in batches]
 
     def new_request(self) -> "InferRequest":
@@ -85,10 +93,11 @@ class OnnxRuntimeBackend(_Sequential):
         if provider not in self.session.get_providers():
             raise BackendError(f"{path}: onnxruntime did not enable {provider} (got {self.session.get_providers()})")
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
         self._version = ort.__version__
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0]
+    def infer(self, batch: np.ndarray) -> Outputs:
+        return dict(zip(self.output_names, self.session.run(None, {self.input_name: batch})))
 
     def version(self) -> str:
         return self._version
@@ -122,6 +131,7 @@ class OpenVinoBackend:
         except RuntimeError as exc:
             raise BackendError(f"{path}: OpenVINO cannot compile the model on {device}: {exc}") from None
         self.request = self.compiled.create_infer_request()
+        self.output_names = tuple(o.get_any_name() for o in self.compiled.outputs)
         self._version = ov.get_version()
         self._pool: list = []
 
@@ -129,13 +139,14 @@ class OpenVinoBackend:
     def optimal_requests(self) -> int:
         return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> Outputs:
         # Inputs are copied (share_inputs=False): a shared input stays bound to the request after
         # the call, and once the caller frees the array, later infer_many calls crashed (SIGSEGV,
         # OpenVINO 2026.4, THROUGHPUT hint). Outputs are copies too, so results stay valid.
-        return self.request.infer({0: batch})[0]
+        results = self.request.infer({0: batch})
+        return {name: results[index] for index, name in enumerate(self.output_names)}
 
-    def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
+    def infer_many(self, batches: Iterable[np.ndarray]) -> list[Outputs]:
         """All batches in flight over the device's optimal number of requests, in order.
 
         Round-robin over plain InferRequests rather than AsyncInferQueue: a Python callback on
@@ -143,7 +154,7 @@ class OpenVinoBackend:
         """
         if not self._pool:
             self._pool = [self.compiled.create_infer_request() for _ in range(self.optimal_requests)]
-        results: list[np.ndarray | None] = []
+        results: list[Outputs | None] = []
         pending: dict[int, int] = {}  # request slot → index of the batch it runs
         for index, batch in enumerate(batches):
             slot = index % len(self._pool)
@@ -157,13 +168,13 @@ class OpenVinoBackend:
 
     def new_request(self) -> "InferRequest":
         """An asynchronous request of its own: lanes in different threads run in parallel streams."""
-        return _OpenVinoRequest(self.compiled.create_infer_request())
+        return _OpenVinoRequest(self.compiled.create_infer_request(), self.output_names)
 
     def _finish(self, slot: int, pending: dict[int, int], results: list) -> None:
         if slot in pending:
             request = self._pool[slot]
             request.wait()
-            results[pending.pop(slot)] = request.get_output_tensor(0).data.copy()
+            results[pending.pop(slot)] = _copy_outputs(request, self.output_names)
 
     def version(self) -> str:
         return self._version
@@ -177,13 +188,18 @@ class OpenVinoBackend:
 class _OpenVinoRequest:
     """start_async + wait on a request of its own; the GIL is released while it runs."""
 
-    def __init__(self, request):
+    def __init__(self, request, output_names: tuple[str, ...]):
         self.request = request
+        self.output_names = output_names
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> Outputs:
         self.request.start_async({0: batch})  # inputs copied, as in OpenVinoBackend.infer
         self.request.wait()
-        return self.request.get_output_tensor(0).data.copy()
+        return _copy_outputs(self.request, self.output_names)
+
+
+def _copy_outputs(request, names: tuple[str, ...]) -> Outputs:
+    return {name: request.get_output_tensor(index).data.copy() for index, name in enumerate(names)}
 
 
 class MindSporeBackend(_Sequential):
@@ -202,21 +218,27 @@ class MindSporeBackend(_Sequential):
             self.cell = nn.GraphCell(ms.load(str(path)))
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"{path}: MindSpore cannot load the MINDIR: {exc}") from None
+        self.output_names = tuple(options.output_names or _card_output_names(path))
         self._version = ms.__version__
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> Outputs:
         from facezoo.mindspore_context import mindspore
 
         output = self.cell(mindspore(self.device).Tensor(batch))
-        if isinstance(output, (tuple, list)):
-            output = output[0]
-        return output.asnumpy().astype(np.float32, copy=False)
+        arrays = list(output) if isinstance(output, (tuple, list)) else [output]
+        names = list(self.output_names) + [f"output{i}" for i in range(len(self.output_names), len(arrays))]
+        return {name: array.asnumpy().astype(np.float32, copy=False) for name, array in zip(names, arrays)}
 
     def version(self) -> str:
         return self._version
 
     def close(self) -> None:
         self.cell = None
+
+
+def _card_output_names(path: Path) -> tuple[str, ...]:
+    card = card_beside(path)
+    return tuple(output.name for output in card.outputs) if card else ()
 
 
 BACKENDS = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend, "mindspore": MindSporeBackend}

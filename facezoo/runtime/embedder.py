@@ -1,28 +1,17 @@
-"""The face pipeline: read, align (5 points), fit to the model's input, embed, compare."""
+"""`Embedder`: the face-recognition task's wrapper, built from a file or zoo name as well as a
+loaded model, and `read_image`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
-
-from facezoo.numerics import l2_normalize
-from facezoo.preprocessing import ImageError, align_face, fit_crop
+from facezoo.images import read_image
 from facezoo.runtime.model import FaceModel, load
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR, resolve_artifact
+from facezoo.tasks.recognition import FaceEmbedder
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"{path}: cannot read image (missing, or not a format OpenCV decodes)")
-    return image
-
-
-class Embedder:
+class Embedder(FaceEmbedder):
     """Images in, L2-normalized embeddings out. Build once, call per batch.
 
     Without landmarks, only aligned crops of the model's input size are accepted (112x112 also
@@ -49,56 +38,11 @@ class Embedder:
         threads: int | None = None,
         performance_hint: str | None = None,
     ):
-        if isinstance(model, FaceModel):
-            self.model = model
-        else:
+        if not isinstance(model, FaceModel):
             artifact = resolve_artifact(str(model), converted_dir, format, precision)
-            self.model = load(artifact.path, device=device, backend=backend, threads=threads,
-                              performance_hint=performance_hint)
-        self.batch_size = batch_size
-        self.resize = resize
-        _, channels, height, width = self.model.input_spec.shape
-        self.size = (height, width)
-        self.gray = channels == 1
+            model = load(artifact.path, device=device, backend=backend, threads=threads,
+                         performance_hint=performance_hint)
+        super().__init__(model, batch_size=batch_size, resize=resize)
 
-    @property
-    def artifact(self):
-        return self.model.artifact
 
-    def prepare(self, images: Sequence[np.ndarray] | np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
-        """BGR uint8 images (any size) → N×H×W×C uint8 in the model's size and channels."""
-        import cv2
-
-        if landmarks is not None and len(landmarks) != len(images):
-            raise ImageError(f"{len(images)} images but landmarks for {len(landmarks)}")
-        crops = []
-        for index, image in enumerate(images):
-            image = np.asarray(image)
-            if image.ndim == 2:
-                image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise ImageError(f"image {index}: expected H×W×3 uint8 BGR, got {image.dtype} {image.shape}")
-            if landmarks is not None:
-                crop = align_face(image, landmarks[index], self.size)
-            else:
-                crop = fit_crop(image, self.size, resize=self.resize, label=f"image {index}")
-            if self.gray:
-                crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)[..., None]
-            crops.append(crop)
-        if not crops:
-            raise ImageError("no images given")
-        return np.stack(crops)
-
-    def embed(self, images, landmarks: np.ndarray | None = None, normalize: bool = True) -> np.ndarray:
-        crops = self.prepare(images, landmarks)
-        batches = [crops[i : i + self.batch_size] for i in range(0, len(crops), self.batch_size)]
-        embeddings = np.concatenate(self.model.infer_many(batches))
-        return l2_normalize(embeddings) if normalize else embeddings
-
-    def __call__(self, batch):
-        if isinstance(batch, dict):
-            return {**batch, "embedding": self.embed(batch["image"])}
-        return self.embed(batch)
-
-    def close(self) -> None:
-        self.model.close()
+__all__ = ["Embedder", "read_image"]

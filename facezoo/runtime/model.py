@@ -8,9 +8,10 @@ from typing import Iterable
 
 import numpy as np
 
-from facezoo.runtime.backends import Backend, BackendOptions, backend_for, open_backend
+from facezoo.runtime.backends import Backend, BackendOptions, Outputs, backend_for, open_backend
 from facezoo.runtime.errors import BackendError, InputError
 from facezoo.runtime.resolve import Artifact, artifact_from_path
+from facezoo.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -26,22 +27,35 @@ class TensorSpec:
 
 
 class FaceModel:
-    """A converted face-recognition model, loaded on one backend and device."""
+    """A converted model (of any task), loaded on one backend and device.
+
+    ``infer`` gives every output by name, as the model card declares them; ``wrap()`` gives the
+    task's own object (face recognition: an Embedder).
+    """
 
     def __init__(self, artifact: Artifact, backend: Backend):
         self.artifact = artifact
         self.backend = backend
-        self.input_spec, self.output_spec = _specs(artifact, backend)
+        self.input_spec, self.output_specs = _specs(artifact, backend)
 
     @property
     def path(self) -> Path:
         return self.artifact.path
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """Embeddings (not normalized) for a float32 NCHW batch or uint8 images (N×H×W×C)."""
+    @property
+    def task(self) -> Task:
+        return self.artifact.task
+
+    def wrap(self, **options):
+        """The task's wrapper around this model (face recognition: a FaceEmbedder)."""
+        return self.task.wrapper(self, **options)
+
+    def infer(self, batch: np.ndarray) -> Outputs:
+        """Every output (raw: embeddings are not normalized) by name, for a float32 NCHW batch or
+        uint8 images (N×H×W×C)."""
         return self.backend.infer(self.prepare(batch))
 
-    def infer_many(self, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
+    def infer_many(self, batches: Iterable[np.ndarray]) -> list[Outputs]:
         """Many batches with as many requests in flight as the backend supports (throughput)."""
         return self.backend.infer_many(self.prepare(batch) for batch in batches)
 
@@ -112,38 +126,34 @@ def load(
     return FaceModel(artifact, open_backend(artifact.path, backend, device, options))
 
 
-def _specs(artifact: Artifact, backend: Backend) -> tuple[TensorSpec, TensorSpec]:
+def _specs(artifact: Artifact, backend: Backend) -> tuple[TensorSpec, tuple[TensorSpec, ...]]:
     card = artifact.card
     if card:
-        contract = card["input"]
-        output = card["output"]
+        contract = card.input
         return (
-            TensorSpec(
-                contract["name"],
-                tuple(contract["shape"]),
-                contract.get("dtype", "float32"),
-                contract.get("layout", "NCHW"),
-                contract.get("channel_order", ""),
-                tuple(contract.get("pixel_range", (0.0, 255.0))),
-            ),
-            TensorSpec(output["name"], tuple(output["shape"])),
+            TensorSpec(contract.name, contract.shape, contract.dtype, contract.layout, contract.channel_order,
+                       contract.pixel_range),
+            tuple(TensorSpec(output.name, output.shape, output.dtype) for output in card.outputs),
         )
     return _specs_from_file(artifact.path, backend)
 
 
-def _specs_from_file(path: Path, backend: Backend) -> tuple[TensorSpec, TensorSpec]:
+def _specs_from_file(path: Path, backend: Backend) -> tuple[TensorSpec, tuple[TensorSpec, ...]]:
     """Without a model card: read names and shapes from the model itself."""
     name = backend_for(path, backend.name)
     if name == "onnxruntime":
-        first_in, first_out = backend.session.get_inputs()[0], backend.session.get_outputs()[0]
+        first_in = backend.session.get_inputs()[0]
         dims_in = tuple(d if isinstance(d, int) else -1 for d in first_in.shape)
-        dims_out = tuple(d if isinstance(d, int) else -1 for d in first_out.shape)
-        return _guess_input(first_in.name, dims_in), TensorSpec(first_out.name, dims_out)
+        outputs = tuple(TensorSpec(o.name, tuple(d if isinstance(d, int) else -1 for d in o.shape))
+                        for o in backend.session.get_outputs())
+        return _guess_input(first_in.name, dims_in), outputs
     if name == "openvino":
-        model_input, model_output = backend.compiled.input(0), backend.compiled.output(0)
+        model_input = backend.compiled.input(0)
         dims_in = tuple(d.get_length() if d.is_static else -1 for d in model_input.get_partial_shape())
-        dims_out = tuple(d.get_length() if d.is_static else -1 for d in model_output.get_partial_shape())
-        return _guess_input(model_input.get_any_name(), dims_in), TensorSpec(model_output.get_any_name(), dims_out)
+        outputs = tuple(TensorSpec(o.get_any_name(), tuple(d.get_length() if d.is_static else -1
+                                                           for d in o.get_partial_shape()))
+                        for o in backend.compiled.outputs)
+        return _guess_input(model_input.get_any_name(), dims_in), outputs
     raise BackendError(f"{path}: a MINDIR file needs the model_card.json written beside it by `facezoo convert`")
 
 

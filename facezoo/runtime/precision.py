@@ -9,30 +9,21 @@ lacks. An explicit ``precision_hint`` from the caller always wins over the card.
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Iterable
 
+from facezoo.modelcard import card_beside
 from facezoo.runtime.errors import PrecisionUnavailableError
 
-#: Field of model_card.json with the OpenVINO INFERENCE_PRECISION_HINT the folder is meant for.
-CARD_HINT_FIELD = "inference_precision_hint"
 #: /proc/cpuinfo flags of bf16 arithmetic units; OpenVINO lists "BF16" in its capabilities for them.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 OPENVINO_BF16_CAPABILITY = "BF16"
-CARD_NAME = "model_card.json"
 
 
 def card_precision_hint(path: str | Path) -> str | None:
     """The inference precision hint recorded in the model card beside ``path``, if any."""
-    card_path = Path(path).parent / CARD_NAME
-    if not card_path.is_file():
-        return None
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PrecisionUnavailableError(f"{card_path}: cannot read the model card: {exc}") from None
-    hint = card.get(CARD_HINT_FIELD) if isinstance(card, dict) else None
+    card = card_beside(Path(path))
+    hint = card.inference_precision_hint if card else None
     return str(hint).lower() if hint else None
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from facezoo.formats import FORMAT_FOR_SUFFIX, PREFERRED, SUFFIX
+from facezoo.modelcard import ModelCard, card_beside
 from facezoo.registry import PRECISIONS
+from facezoo.tasks import DEFAULT_TASK, Task, task_named
 from facezoo.runtime.errors import ModelNotFoundError
 
 DEFAULT_CONVERTED_DIR = Path("converted")
@@ -21,11 +22,16 @@ class Artifact:
     model: str
     format: str
     precision: str
-    card: dict | None
+    card: ModelCard | None
 
     @property
     def label(self) -> str:
         return f"{self.model} {self.format} {self.precision}"
+
+    @property
+    def task(self) -> Task:
+        """The card's task; a file without a card is taken as what facezoo made before tasks."""
+        return task_named(self.card.task if self.card else DEFAULT_TASK)
 
 
 def artifact_from_path(path: Path) -> Artifact:
@@ -35,10 +41,9 @@ def artifact_from_path(path: Path) -> Artifact:
     fmt = FORMAT_FOR_SUFFIX.get(path.suffix)
     if fmt is None:
         raise ModelNotFoundError(f"{path}: not a converted model (expected {', '.join(FORMAT_FOR_SUFFIX)})")
-    card_path = path.parent / "model_card.json"
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else None
-    precision = (card or {}).get("precision") or (path.parent.name if path.parent.name in PRECISIONS else "FP32")
-    model = (card or {}).get("model") or path.stem
+    card = card_beside(path)
+    precision = card.precision if card else (path.parent.name if path.parent.name in PRECISIONS else "FP32")
+    model = card.model if card else path.stem
     return Artifact(path, model, fmt, precision, card)
 
 

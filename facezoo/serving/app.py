@@ -61,12 +61,15 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: also counts 413s
     _add_error_handlers(app)
 
-    def lookup(name: str, version: str | None = None) -> ServedModel:
+    def lookup(name: str, version: str | None = None, route: str | None = None) -> ServedModel:
         served = models.get(name)
         if served is None:
             raise ModelNotServed(f"unknown model {name!r}; this server has {', '.join(map(repr, models))}")
         if version not in (None, "", "1"):
             raise ModelNotServed(f"model {name!r} has no version {version!r}; it has version 1")
+        if route is not None and route not in served.routes:
+            raise ModelNotServed(f"model {name!r} ({served.model.task.name}) has no /{route}; its routes: "
+                                 f"{', '.join('/' + r for r in served.routes) or 'none'} and /v2/models/{name}/infer")
         return served
 
     @app.get("/v2")
@@ -92,13 +95,14 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
         served = lookup(name, version)
         body = decompress(await request.body(), request.headers.get("content-encoding"), config.max_body_bytes)
         header_length = request.headers.get(HEADER_LENGTH)
-        parse = partial(parse_infer_request, body, header_length, [served.input], [served.output])
+        parse = partial(parse_infer_request, body, header_length, [served.input], served.outputs)
         inline = header_length is not None or len(body) <= INLINE_JSON_BYTES
         decoded = parse() if inline else await run_in_threadpool(parse)
         rows = await served.infer(served.model.prepare(decoded.inputs[served.input.name]), config.timeout_s)
-        wanted = decoded.outputs if decoded.outputs is not None else {served.output.name: None}
-        results = [(served.output, rows, decoded.binary_output if binary is None else binary)
-                   for binary in wanted.values()]
+        wanted = decoded.outputs if decoded.outputs is not None else dict.fromkeys(o.name for o in served.outputs)
+        by_name = {output.name: output for output in served.outputs}
+        results = [(by_name[name], rows[name], decoded.binary_output if binary is None else binary)
+                   for name, binary in wanted.items()]
         payload, json_length = encode_infer_response(served.name, decoded.id, results)
         if json_length is None:
             return Response(payload, media_type="application/json")
@@ -115,20 +119,20 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
 
     @app.post("/v1/models/{name}/embed")
     async def embed(name: str, request: Request):
-        served = lookup(name)
+        served = lookup(name, route="embed")
         async with _multipart(request) as form:
             files = form_files(form, "images")
             if not files:
                 raise BadRequest("images: no image files; send multipart/form-data with one or more 'images' files")
             landmarks = read_landmarks(form, len(files))
             blobs = await read_blobs([(f"images[{i}]", f) for i, f in enumerate(files)])
-        faces = await run_in_threadpool(prepare_faces, served.embedder, blobs, landmarks)
-        embeddings = l2_normalize(await served.infer(faces.batch, config.timeout_s))
+        faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks)
+        embeddings = l2_normalize(served.wrapper.pick(await served.infer(faces.batch, config.timeout_s)))
         return {"model": served.name, "dimension": int(embeddings.shape[1]), "embeddings": embeddings.tolist()}
 
     @app.post("/v1/models/{name}/verify")
     async def verify(name: str, request: Request):
-        served = lookup(name)
+        served = lookup(name, route="verify")
         async with _multipart(request) as form:
             files = []
             for field_name in ("image1", "image2"):
@@ -145,8 +149,8 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
                                  "give one: ?threshold=0.36 or a 'threshold' form field")
             landmarks = read_landmarks(form, 2)
             blobs = await read_blobs(files)
-        faces = await run_in_threadpool(prepare_faces, served.embedder, blobs, landmarks)
-        first, second = l2_normalize(await served.infer(faces.batch, config.timeout_s))
+        faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks)
+        first, second = l2_normalize(served.wrapper.pick(await served.infer(faces.batch, config.timeout_s)))
         cosine = float(np.dot(first.astype(np.float64), second.astype(np.float64)))
         return {"model": served.name, "cosine": cosine, "threshold": threshold, "threshold_source": source,
                 "same_person": cosine >= threshold}

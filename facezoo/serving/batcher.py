@@ -24,7 +24,7 @@ from facezoo.serving.errors import Unavailable
 
 
 class Lane(Protocol):
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]: ...
 
 
 @dataclass
@@ -43,7 +43,7 @@ class _Ticket:
     enqueued: float
     taken: int = 0  # rows handed to lanes
     finished: int = 0
-    output: np.ndarray | None = None
+    output: dict[str, np.ndarray] | None = None  # every output of the model, by name
     released: bool = False  # its images no longer count against max_queue
 
     @property
@@ -104,7 +104,8 @@ class DynamicBatcher:
         return len(self._work)
 
     def submit(self, images: np.ndarray) -> Future:
-        """Rows of `images` (a prepared batch) in; a Future of the model's rows for them out."""
+        """Rows of `images` (a prepared batch) in; a Future of the model's rows for them out (every
+        output, by name)."""
         future: Future = Future()
         count = len(images)
         with self._lock:
@@ -221,8 +222,10 @@ class DynamicBatcher:
                 ticket = piece.ticket
                 count = piece.stop - piece.start
                 if ticket.output is None:
-                    ticket.output = np.empty((len(ticket.images), *rows.shape[1:]), rows.dtype)
-                ticket.output[piece.start:piece.stop] = rows[offset:offset + count]
+                    ticket.output = {name: np.empty((len(ticket.images), *values.shape[1:]), values.dtype)
+                                     for name, values in rows.items()}
+                for name, values in rows.items():
+                    ticket.output[name][piece.start:piece.stop] = values[offset:offset + count]
                 offset += count
                 ticket.finished += count
                 if ticket.finished == len(ticket.images):

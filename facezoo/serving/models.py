@@ -10,13 +10,13 @@ import numpy as np
 
 from facezoo.errors import FacezooError, RegistryError
 from facezoo.registry import Zoo
-from facezoo.runtime import Embedder, FaceModel, load, resolve_artifact
+from facezoo.runtime import FaceModel, load, resolve_artifact
 from facezoo.runtime.backends import backend_for
 from facezoo.formats import FORMAT_FOR_SUFFIX
 from facezoo.runtime.resolve import Artifact
 from facezoo.serving.batcher import BatchingOptions, DynamicBatcher
 from facezoo.serving.errors import Unavailable
-from facezoo.serving.kserve import TensorSpecV2
+from facezoo.serving.kserve import DATATYPE_FOR_NUMPY, TensorSpecV2
 
 #: KServe `platform` of each converted format, in Triton's spelling.
 PLATFORM_FOR_FORMAT = {"openvino": "openvino_xml", "onnx": "onnxruntime_onnx", "mindir": "mindspore_mindir"}
@@ -35,19 +35,22 @@ class ModelChoice:
 
 
 class ServedModel:
-    """One model behind the endpoints: the loaded file, its batcher and its verification threshold."""
+    """One model behind the endpoints: the loaded file, its batcher, its task's wrapper and its
+    verification threshold."""
 
     def __init__(self, name: str, model: FaceModel, batching: BatchingOptions, threshold: float | None = None,
                  threshold_source: str | None = None, on_batch=None):
         self.name = name
         self.model = model
-        self.embedder = Embedder(model)  # its checks and alignment, not its inference
+        self.wrapper = model.wrap()  # the task's checks and alignment, not its inference
         self.threshold = threshold
         self.threshold_source = threshold_source  # "server" (--threshold) or "registry"
-        spec_in, spec_out = model.input_spec, model.output_spec
+        spec_in = model.input_spec
         # float32 NCHW, BGR (or gray) 0..255, as the model card says; -1 for the batch
         self.input = TensorSpecV2(spec_in.name, "FP32", (-1, *spec_in.shape[1:]))
-        self.output = TensorSpecV2(spec_out.name, "FP32", (-1, *spec_out.shape[1:]))
+        # every output the task declares, as the model card records them
+        self.outputs = [TensorSpecV2(o.name, DATATYPE_FOR_NUMPY[np.dtype(o.dtype).newbyteorder("<")], (-1, *o.shape[1:]))
+                        for o in model.output_specs]
         lanes = [model.new_request() for _ in range(max(1, model.optimal_requests))]
         for lane in lanes:  # the first inference of each request is slow (allocation, kernels)
             lane.infer(np.zeros((1, *spec_in.shape[1:]), np.float32))
@@ -62,17 +65,23 @@ class ServedModel:
     def platform(self) -> str:
         return PLATFORM_FOR_FORMAT[self.artifact.format]
 
+    @property
+    def routes(self) -> tuple[str, ...]:
+        """The task's own routes this model answers on (/v1/models/NAME/<route>)."""
+        return self.model.task.serving_routes
+
     def metadata(self) -> dict:
         return {
             "name": self.name,
             "versions": ["1"],
             "platform": self.platform,
             "inputs": [self.input.as_json()],
-            "outputs": [self.output.as_json()],
+            "outputs": [output.as_json() for output in self.outputs],
         }
 
-    async def infer(self, batch: np.ndarray, timeout_s: float) -> np.ndarray:
-        """The model's rows for a prepared float32 NCHW batch, batched with concurrent callers."""
+    async def infer(self, batch: np.ndarray, timeout_s: float) -> dict[str, np.ndarray]:
+        """The model's rows (every output, by name) for a prepared float32 NCHW batch, batched with
+        concurrent callers."""
         future = asyncio.wrap_future(self.batcher.submit(batch))
         try:
             return await asyncio.wait_for(future, timeout_s)

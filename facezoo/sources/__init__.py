@@ -7,7 +7,8 @@ under a name that table knows. Source modules import their heavy libraries (Mind
 when a source is opened, so listing the frameworks costs nothing.
 
 A Source is built as ``SourceClass(spec, *files)`` and gives ``source_files``,
-``reference(images_bgr) -> embeddings`` (the ORIGINAL model, fed its upstream preprocessing),
+``reference(images_bgr) -> {output name: array}`` (the ORIGINAL model, fed its upstream
+preprocessing, named as the converted contract names its outputs),
 ``export_onnx(path)`` and ``export_mindir(path, precision)``. :func:`open_source` opens one.
 """
 

@@ -182,8 +182,8 @@ def _convert(run: SuiteRun, console: Console) -> Path:
 def _quantize(run: SuiteRun, converted_dir: Path, console: Console) -> None:
     """INT8 (every ladder step recorded) and BF16 folders beside each model's FP32 one, in a child each.
 
-    Until the conversion pipeline makes these precisions, facezoo.quantization.quantize_converted
-    does, against the original model as `facezoo check` would; a folder that misses its gate is
+    facezoo.conversion.quantize_converted takes the conversion's own INT8/BF16 path beside the FP32
+    folder, against the original model as `facezoo check` would; a folder that misses its gate is
     not published and its rows are simply absent.
     """
     from facezoo.benchmark.suite.worker import run_job

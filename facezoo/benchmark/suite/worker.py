@@ -84,12 +84,13 @@ def _main() -> None:
     elif kind == "quantize":
         from pathlib import Path
 
-        from facezoo.quantization import quantize_converted
+        from facezoo.conversion import QuantizationSettings, quantize_converted
         from facezoo.registry import load_zoo
 
         spec = load_zoo(Path(job["zoo"])).get(job["model"])
         done = quantize_converted(spec, Path(job["download_dir"]), Path(job["converted_dir"]),
-                                  calibration_size=job["calibration_size"], formats=tuple(job["formats"]),
+                                  settings=QuantizationSettings(calibration_size=job["calibration_size"]),
+                                  formats=tuple(job["formats"]),
                                   step=lambda text: print(text, file=sys.stderr, flush=True))
         _emit(json.loads(json.dumps(done.record(), default=str)))
     elif kind == "serving":

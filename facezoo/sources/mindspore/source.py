@@ -53,8 +53,9 @@ class MindSporeSource:
     def source_files(self) -> list[Path]:
         return [self.checkpoint]
 
-    def reference(self, images_bgr: np.ndarray) -> np.ndarray:
-        """Embeddings of the original model for uint8 BGR NHWC images."""
+    def reference(self, images_bgr: np.ndarray) -> dict[str, np.ndarray]:
+        """The original model's embeddings for uint8 BGR NHWC images, under the converted
+        contract's output name."""
         from facezoo.preprocessing import to_model_input
 
         ms = mindspore()
@@ -63,7 +64,7 @@ class MindSporeSource:
         outputs = self.network(ms.Tensor((batch - mean) * inv_std))
         if isinstance(outputs, (tuple, list)):
             outputs = outputs[self.spec.output.index]
-        return outputs.asnumpy().astype(np.float32)
+        return {self.spec.converted.output_name: outputs.asnumpy().astype(np.float32)}
 
     def export_onnx(self, path: Path) -> None:
         """FP32 ONNX with the converted contract: raw BGR/gray in, embedding out, dynamic batch."""

@@ -76,15 +76,16 @@ class MXNetSource:
             raise ConversionError(f"{self.spec.name}: the MXNet graph does not run: {exc}") from None
         return np.asarray(outputs[node], np.float32).reshape(len(batch), -1)
 
-    def reference(self, images_bgr: np.ndarray) -> np.ndarray:
-        """Embeddings of the original model (``conversion.output_node``) for uint8 BGR images."""
+    def reference(self, images_bgr: np.ndarray) -> dict[str, np.ndarray]:
+        """The original model's output (``conversion.output_node``) for uint8 BGR images, under the
+        converted contract's output name."""
         embeddings = self.run_original(self.original_input(images_bgr))
         if embeddings.shape[1] != self.spec.output.dim:
             raise ConversionError(
                 f"{self.spec.name}: {self.spec.conversion.output_node} gives {embeddings.shape[1]} features, "
                 f"the registry says output.dim {self.spec.output.dim}"
             )
-        return embeddings
+        return {self.spec.converted.output_name: embeddings}
 
     # ------------------------------------------------------------------------------- exports --
     def onnx_model(self):

@@ -130,15 +130,16 @@ class OnnxSource:
             outputs.append(np.asarray(out, np.float32).reshape(step, -1)[:rows])
         return np.concatenate(outputs)
 
-    def reference(self, images_bgr: np.ndarray) -> np.ndarray:
-        """Embeddings of the original file for uint8 BGR images, as (N, dim) float32."""
+    def reference(self, images_bgr: np.ndarray) -> dict[str, np.ndarray]:
+        """The original file's output for uint8 BGR images, as (N, dim) float32, under the
+        converted contract's output name."""
         embeddings = self.run_original(self.original_input(images_bgr))
         if embeddings.shape[1] != self.spec.output.dim:
             raise ConversionError(
                 f"{self.spec.name}: output {self.output_name!r} of {self.model_path.name} has {embeddings.shape[1]} "
                 f"values per image; the registry says output.dim {self.spec.output.dim}"
             )
-        return embeddings
+        return {self.spec.converted.output_name: embeddings}
 
     def _original_session(self):
         if self._session is None:

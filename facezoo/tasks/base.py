@@ -1,0 +1,137 @@
+"""What every task declares: its outputs, how a converted model is judged, and how it is used.
+
+A task is one kind of model (face recognition now, face detection next). The pipeline, the
+checker, the quantization gate, the runtime, the server and the repository export never ask
+which task a model has: they call its :class:`Task` through :func:`facezoo.tasks.task_for`.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+Outputs = dict[str, np.ndarray]  # a model's outputs by name, each with the batch first
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """One named tensor of the converted contract (-1: a dynamic dimension)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    attributes: dict = field(default_factory=dict)  # what else a reader needs (recognition: l2_normalized)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, **self.attributes}
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Inputs the checker and the quantization gate judge on: real files first, then generated ones."""
+
+    images: np.ndarray = field(repr=False)  # N×H×W×3 uint8 BGR, the model's input size
+    identities: list[str]
+    sources: list[str]
+    real: int
+
+    @property
+    def synthetic(self) -> int:
+        return len(self.images) - self.real
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """The decision a user of the model takes from its outputs, whose flips an artifact must not cause."""
+
+    threshold: float
+    source: str  # where the threshold comes from, in words
+    separation_accuracy: float  # how well it separates the original's own samples
+    allowed_flips: int = 0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An artifact's outputs against the original's: the task's numbers, its bounds, and why it misses."""
+
+    metrics: dict[str, Any]  # NaN where nothing could be measured
+    bounds: dict[str, Any]
+    reasons: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the tables convert and check print: a heading, and a str.format template over
+    a validation record's fields ("{min_cosine:.7f}"); "-" where a field it uses was not measured."""
+
+    heading: str
+    template: str
+
+    def render(self, record: dict) -> str:
+        fields = [name for _, name, _, _ in string.Formatter().parse(self.template) if name]
+        values = [record.get(name) for name in fields]
+        if any(v is None or (isinstance(v, float) and not math.isfinite(v)) for v in values):
+            return "-"
+        return self.template.format(**record)
+
+
+class Task:
+    """The interface of a task; :mod:`facezoo.tasks.recognition` is the reference implementation."""
+
+    name: ClassVar[str]
+    #: KServe/Triton outputs are the declared ones; these are the task's own routes on `facezoo serve`
+    #: (``/v1/models/NAME/<route>``), implemented by facezoo.serving for every task that lists them.
+    serving_routes: ClassVar[tuple[str, ...]] = ()
+    convert_columns: ClassVar[tuple[Column, ...]] = ()  # `facezoo convert`'s table
+    check_columns: ClassVar[tuple[Column, ...]] = ()  # `facezoo check`'s table
+
+    def outputs(self, spec) -> tuple[TensorDecl, ...]:
+        """The converted contract's outputs of a registry entry."""
+        raise NotImplementedError
+
+    def probe_images(self, spec) -> np.ndarray:
+        """The inputs every converted artifact is validated on while it is converted."""
+        raise NotImplementedError
+
+    def samples(self, size: tuple[int, int], images_dir: Path | None, count: int) -> Samples:
+        """The inputs `facezoo check` and the quantization gate judge on."""
+        raise NotImplementedError
+
+    def decision_rule(self, spec, reference: Outputs, samples: Samples, allowed_flips: int = 0,
+                      from_registry: bool = True) -> DecisionRule:
+        """The decision users take from the outputs, at the entry's threshold (``from_registry``) or
+        at the one the original's own outputs on ``samples`` suggest."""
+        raise NotImplementedError
+
+    def gate(self, precision: str, overrides: dict | None = None):
+        """The precision's bounds, with the entry's (or the user's) own where given."""
+        raise NotImplementedError
+
+    def compare(self, reference: Outputs, outputs: Outputs, singles: Outputs, gate, rule: DecisionRule | None) -> Comparison:
+        """``outputs`` of a batch against the original's, ``singles`` (its first rows run one at a
+        time) against that batch, and the rule's decisions, by the gate's bounds."""
+        raise NotImplementedError
+
+    def unmeasured(self, gate, rule: DecisionRule | None, samples: int) -> Comparison:
+        """The comparison of an artifact that could not be made, loaded or run."""
+        raise NotImplementedError
+
+    def rank(self, metrics: dict, passed: bool) -> tuple:
+        """Orders candidates that were judged: higher is better (the INT8 ladder keeps the best)."""
+        raise NotImplementedError
+
+    def wrapper(self, model, **options):
+        """The object users call on a loaded model (recognition: an Embedder)."""
+        raise NotImplementedError
+
+
+__all__ = ["Column", "Comparison", "DecisionRule", "Outputs", "Samples", "Task", "TensorDecl"]
