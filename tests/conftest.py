@@ -51,6 +51,26 @@ def r34_random_params(rng) -> dict[str, np.ndarray]:
     return params
 
 
+def check_artifact(path, *, fmt: str, precision: str, backend_name: str, inputs, reference, threshold=None):
+    """One artifact on one backend against the original's outputs (``reference``: an array or
+    {name: array}), by the face-recognition task's gate for ``precision``: the converter's check."""
+    from facezoo.tasks import TASKS
+    from facezoo.validation import validate_artifact
+
+    task = TASKS["face_recognition"]
+    if not isinstance(reference, dict):
+        reference = {"embedding": reference}
+    gate = task.gate(precision, {precision: threshold} if threshold is not None else None)
+    return validate_artifact(path, fmt=fmt, precision=precision, backend=backend_name, inputs=inputs,
+                             reference=reference, task=task, gate=gate, file_label=Path(path).name)
+
+
+def embeddings(outputs) -> np.ndarray:
+    """The one output of a face-recognition model's {name: array}."""
+    (values,) = outputs.values()
+    return values
+
+
 def reference_params(filename: str) -> list[tuple[str, tuple[int, ...]]]:
     """(name, shape) rows of an upstream parameter table (tests/data/reference), in order."""
     path = REFERENCE / filename
@@ -235,7 +255,7 @@ def standin_models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def converted_mobilefacenet(standin_models, tmp_path_factory):
     """mindface MobileFaceNet converted to every format and precision (the smallest network)."""
-    from facezoo.converters.pipeline import ConversionRequest, convert_model
+    from facezoo.conversion import ConversionRequest, convert_model
 
     zoo, root = standin_models
     out = tmp_path_factory.mktemp("converted")

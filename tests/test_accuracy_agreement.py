@@ -17,14 +17,10 @@ import pytest
 from onnx import numpy_helper
 from typer.testing import CliRunner
 
-from facezoo.accuracy.agreement import (
-    THRESHOLD_FROM_REGISTRY,
-    THRESHOLD_FROM_SEPARATION,
-    AgreementError,
-    check_models,
-    pair_indices,
-    sample_faces,
-)
+from facezoo.accuracy.agreement import THRESHOLD_FROM_REGISTRY, THRESHOLD_FROM_SEPARATION, check_models
+from facezoo.numerics import pair_indices
+from facezoo.preprocessing import ImageError
+from facezoo.tasks.recognition import sample_faces
 from facezoo.cli.main import app
 from facezoo.registry import load_zoo
 
@@ -123,10 +119,10 @@ def test_converted_artifacts_agree_with_the_original(converted_standin, spec):
     assert -1.0 < report.decision_threshold < 1.0
     assert report.weights == "stand-in"
     for result in report.results:
-        assert result.min_cosine >= {"FP32": 0.99999, "FP16": 0.999}[result.precision]
+        assert result.metrics["min_cosine"] >= {"FP32": 0.99999, "FP16": 0.999}[result.precision]
         if result.precision == "FP32":
-            assert result.max_relative_error <= 1e-3
-        assert result.agreement == 1.0 and result.flipped == 0 and result.allowed_flips == 0
+            assert result.metrics["max_relative_error"] <= 1e-3
+        assert result.metrics["agreement"] == 1.0 and result.metrics["flipped"] == 0 and result.bounds["allowed_flips"] == 0
     json.dumps(report.as_dict(), allow_nan=False)
 
 
@@ -196,10 +192,10 @@ def test_sample_faces_from_a_folder_fit_the_model_input(tmp_path):
     # real images never crowd out the colour-asymmetric probe
     assert sample_faces((112, 112), tmp_path, samples=2).sources == [str(tmp_path / "Ann" / "Ann_0001.png"),
                                                                       "synthetic:colour-asymmetric"]
-    with pytest.raises(AgreementError, match="at least 2"):
+    with pytest.raises(ImageError, match="at least 2"):
         sample_faces((112, 112), None, samples=1)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(AgreementError, match="no .jpg"):
+    with pytest.raises(ImageError, match="no .jpg"):
         sample_faces((112, 112), tmp_path / "empty")
 
 
@@ -213,15 +209,15 @@ def test_check_runs_the_batch_gate_and_counts_every_flip(converted_standin, spec
     (good,) = check_models([spec], converted_standin.download_dir, converted_standin.converted_dir,
                            formats=["onnx"], precisions=["FP32"])
     for result in good.results:
-        assert result.batch_min_cosine > 0.99999 and result.batch_relative_diff < 1e-4
-        assert result.allowed_flips == 0
+        assert result.metrics["batch_min_cosine"] > 0.99999 and result.metrics["batch_relative_diff"] < 1e-4
+        assert result.bounds["allowed_flips"] == 0
     converted, _ = _write_broken(converted_standin, tmp_path, "channels-not-swapped")
     (strict,) = check_models([spec], converted_standin.download_dir, converted)
     (lenient,) = check_models([spec], converted_standin.download_dir, converted, max_flips=1000)
     for result in strict.results:
-        assert result.flipped > 0 and "decisions flipped" in result.reason
+        assert result.metrics["flipped"] > 0 and "decisions flipped" in result.reason
     for result in lenient.results:
-        assert result.allowed_flips == 1000 and "decisions flipped" not in result.reason
+        assert result.bounds["allowed_flips"] == 1000 and "decisions flipped" not in result.reason
         assert not result.passed  # its cosine still fails it
     done = runner.invoke(app, ["check", NAME, "--zoo", str(converted_standin.zoo_path), "-d",
                                str(converted_standin.download_dir), "-c", str(converted), "--max-flips", "-1"])

@@ -10,10 +10,11 @@ import yaml
 from mindspore import nn
 
 from facezoo.accuracy.agreement import check_models
-from facezoo.converters.pipeline import ConversionRequest, convert_model
+from facezoo.conversion import ConversionRequest, convert_model
 from facezoo.downloader import download_models
 from facezoo.registry import load_zoo
-from facezoo.sources.mindspore.architectures import StandinPolicy, architecture, register_architecture
+from facezoo.sources.mindspore.architectures import StandinPolicy, register_architecture
+from facezoo.sources.mindspore.networks import architecture
 from facezoo.standins import build_standins
 from facezoo.standins.server import StandinServer
 
@@ -76,5 +77,5 @@ def test_a_new_architecture_is_one_entry_and_one_network_file(tmp_path):
     (report,) = check_models([spec], tmp_path / "models", tmp_path / "converted")
     assert report.passed, report.error or [r.reason for r in report.failed_results]
     assert len(report.results) == 8  # 4 format/backend pairs × 2 precisions
-    embeddings = np.array([r.min_cosine for r in report.results])
+    embeddings = np.array([r.metric("min_cosine") for r in report.results])
     assert (embeddings >= 0.999).all()

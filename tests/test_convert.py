@@ -14,7 +14,7 @@ import pytest
 
 from facezoo.atomic import current_umask
 from facezoo.sources.mindspore.source import MindSporeSource
-from facezoo.converters.pipeline import ConversionRequest, convert_model
+from facezoo.conversion import ConversionRequest, convert_model
 from facezoo.faces import probe_images
 from facezoo.preprocessing import to_model_input
 from facezoo.runtime.backends import open_backend
@@ -48,7 +48,7 @@ def test_every_format_and_precision_is_written_with_a_model_card(converted_mobil
         assert stat.S_IMODE(path.stat().st_mode) == (0o777 if path.is_dir() else 0o666) & ~umask, path
     assert {c.backend for c in result.checks} == {"onnxruntime", "openvino", "mindspore"}
     fp32 = [c for c in result.checks if c.precision == "FP32"]
-    assert min(c.min_cosine for c in fp32) >= 0.99999
+    assert min(c.metric("min_cosine") for c in fp32) >= 0.99999
 
 
 def test_onnx_is_checked_opset_pinned_with_contract_names(converted_mobilefacenet):
@@ -69,10 +69,10 @@ def test_channel_swap_is_inside_the_converted_model(converted_mobilefacenet, fmt
     spec = zoo.get("mindface-arcface-mobilefacenet")
     source = MindSporeSource(spec, root / spec.name / spec.conversion.checkpoint)
     images = probe_images(3, (112, 112))
-    reference = source.reference(images)
+    reference = source.reference(images)["embedding"]
     backend_ = open_backend(out / spec.name / "FP32" / f"{spec.name}.{fmt}", backend)
-    bgr = backend_.infer(to_model_input(images, "BGR"))
-    rgb = backend_.infer(to_model_input(images, "RGB"))
+    bgr = backend_.infer(to_model_input(images, "BGR"))["embedding"]
+    rgb = backend_.infer(to_model_input(images, "RGB"))["embedding"]
     cos_bgr = _cosines(bgr, reference)
     cos_rgb = _cosines(rgb, reference)
     assert cos_bgr.min() > 0.99999
@@ -87,8 +87,8 @@ def test_batch_n_equals_n_runs_of_batch_one_on_every_backend(converted_mobilefac
     for path, backend in [("m.onnx", "onnxruntime"), ("m.onnx", "openvino"), ("m.xml", "openvino"), ("m.mindir", "mindspore")]:
         file = folder / path.replace("m.", "mindface-arcface-mobilefacenet.")
         runner = open_backend(file, backend)
-        together = runner.infer(batch)
-        alone = np.concatenate([runner.infer(batch[i : i + 1]) for i in range(len(batch))])
+        together = runner.infer(batch)["embedding"]
+        alone = np.concatenate([runner.infer(batch[i : i + 1])["embedding"] for i in range(len(batch))])
         np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4 * np.abs(alone).max(), err_msg=f"{file} {backend}")
 
 
@@ -196,8 +196,8 @@ def test_convert_onnx_option_imports_any_supported_graph_into_mindir(converted_m
     assert done.returncode == 0, done.stderr
     mindir = tmp_path / "mindface-arcface-mobilefacenet" / "FP32" / "mindface-arcface-mobilefacenet.mindir"
     batch = to_model_input(probe_images(2, (112, 112)), "BGR")
-    expected = open_backend(source, "onnxruntime").infer(batch)
-    np.testing.assert_allclose(open_backend(mindir).infer(batch), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    expected = open_backend(source, "onnxruntime").infer(batch)["embedding"]
+    np.testing.assert_allclose(open_backend(mindir).infer(batch)["embedding"], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
 def test_convert_onnx_option_names_the_first_unsupported_op(tmp_path):

@@ -46,10 +46,12 @@ def _same_rows(exported: Path, original: Path) -> None:
     batch = to_model_input(probe_images(3, (112, 112)), "BGR")
     with load(exported) as model:
         assert model.artifact.card is None  # names and shapes below come from the exported file itself
-        assert model.input_spec.name == "data" and model.output_spec.name == "embedding"
+        assert model.input_spec.name == "data" and [o.name for o in model.output_specs] == ["embedding"]
         got = model.infer(batch)
     with load(original) as model:
-        np.testing.assert_array_equal(got, model.infer(batch))
+        expected = model.infer(batch)
+    assert got.keys() == expected.keys() == {"embedding"}
+    np.testing.assert_array_equal(got["embedding"], expected["embedding"])
 
 
 @pytest.mark.parametrize("fmt, backend, files", [

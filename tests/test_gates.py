@@ -19,7 +19,7 @@ from facezoo.sources.mindspore.source import MindSporeSource
 from facezoo.converters.onnx_graph import check_and_save, to_fp16
 from facezoo.converters.mindir import export_mindir, onnx_to_mindspore
 from facezoo.converters.openvino_ir import export_ir
-from facezoo.converters.validation import check_artifact
+from conftest import check_artifact
 from facezoo.faces import probe_images
 from facezoo.gates import GATES
 from facezoo.preprocessing import to_model_input
@@ -84,7 +84,7 @@ def original(converted_mobilefacenet):
     zoo, root, out, _ = converted_mobilefacenet
     spec = zoo.get(NAME)
     images = probe_images(4, (112, 112))
-    reference = MindSporeSource(spec, root / NAME / spec.conversion.checkpoint).reference(images)
+    reference = MindSporeSource(spec, root / NAME / spec.conversion.checkpoint).reference(images)["embedding"]
     good = onnx.load(str(out / NAME / "FP32" / f"{NAME}.onnx"))
     return to_model_input(images, "BGR"), reference, good
 
@@ -122,8 +122,8 @@ def test_correct_artifacts_pass_with_room_to_spare(original, precision, tmp_path
     for fmt, check in _checks(original, None, precision, tmp_path).items():
         assert check.passed, (fmt, check)
         # not just inside the gate: well inside it, so realistic weights do not fall out of it
-        assert 1 - check.min_cosine < (1 - gate.min_cosine) / 5, (fmt, check)
-        assert check.max_relative_error < gate.max_relative_error / 2, (fmt, check)
+        assert 1 - check.metric("min_cosine") < (1 - gate.min_cosine) / 5, (fmt, check)
+        assert check.metric("max_relative_error") < gate.max_relative_error / 2, (fmt, check)
 
 
 @pytest.mark.parametrize("precision", ["FP32", "FP16"])
@@ -141,6 +141,6 @@ def test_a_subtle_scale_slip_fails_fp32_and_stands_out_of_fp16_noise(original, t
     assert not any(check.passed for check in checks.values()), checks
     (tmp_path / "fp16").mkdir()
     fp16 = _checks(original, None, "FP16", tmp_path / "fp16")
-    slipped = min(check.max_relative_error for check in checks.values())
-    noise = max(check.max_relative_error for check in fp16.values())
+    slipped = min(check.metric("max_relative_error") for check in checks.values())
+    noise = max(check.metric("max_relative_error") for check in fp16.values())
     assert slipped > 1.5 * noise

@@ -14,7 +14,7 @@ import pytest
 from mindspore import nn
 
 from facezoo.sources.mxnet.source import MXNetSource
-from facezoo.converters.pipeline import ConversionRequest, convert_model
+from facezoo.conversion import ConversionRequest, convert_model
 from facezoo.errors import ConversionError
 from facezoo.faces import probe_images
 from facezoo.preprocessing import to_model_input
@@ -68,7 +68,9 @@ def source(standin, tiny_spec):
 
 def test_reference_is_the_executor_on_the_original_contract(source, standin, tiny_spec):
     images = probe_images(3)
-    got = source.reference(images)
+    outputs = source.reference(images)
+    assert list(outputs) == ["embedding"]  # named as the converted contract names it
+    got = outputs["embedding"]
     folder = standin / MODEL / "model-r34-amf"
     executor = MXNetModel.load(folder / "model-symbol.json", folder / "model-0000.params")
     rgb = to_model_input(images, "RGB")  # raw 0..255: the graph normalizes itself
@@ -82,7 +84,7 @@ def test_reference_is_the_executor_on_the_original_contract(source, standin, tin
 
 def test_exports_match_the_original(source, tmp_path):
     images = probe_images(4)
-    reference = source.reference(images)
+    reference = source.reference(images)["embedding"]
     bgr = to_model_input(images, "BGR")
     onnx_path = tmp_path / "m.onnx"
     source.export_onnx(onnx_path)
@@ -132,8 +134,8 @@ def test_pipeline_converts_the_tiny_standin(standin, tiny_spec, tmp_path):
         folder = tmp_path / "out" / MODEL / precision
         assert (folder / f"{MODEL}.mindir").is_file() and (folder / f"{MODEL}.onnx").is_file()
     checks = {(c.format, c.precision, c.backend): c for c in result.checks}
-    assert checks[("mindir", "FP32", "mindspore")].min_cosine >= 0.99999
-    assert checks[("mindir", "FP16", "mindspore")].min_cosine >= 0.999
+    assert checks[("mindir", "FP32", "mindspore")].metric("min_cosine") >= 0.99999
+    assert checks[("mindir", "FP16", "mindspore")].metric("min_cosine") >= 0.999
 
 
 def test_outside_normalization_and_missing_pieces(tmp_path, tiny_spec):
@@ -159,7 +161,7 @@ def test_outside_normalization_and_missing_pieces(tmp_path, tiny_spec):
     )
     src = MXNetSource(spec, tmp_path / "s.json", tmp_path / "p.params")
     images = (rng.uniform(0, 255, (3, 8, 8, 3))).astype(np.uint8)
-    reference = src.reference(images)
+    reference = src.reference(images)["embedding"]
     src.export_onnx(tmp_path / "o.onnx")
     assert _cos(_ort(tmp_path / "o.onnx", to_model_input(images, "BGR")), reference).min() >= 0.99999
     src.export_mindir(tmp_path / "o.mindir", "FP32")
@@ -195,7 +197,7 @@ def test_full_size_standin_converts_and_publishes_everything(tmp_path):
     assert result.passed, result.error
     assert result.published == ["FP32", "FP16"]
     for check in result.checks:
-        assert check.min_cosine >= {"FP32": 0.99999, "FP16": 0.999}[check.precision], check
+        assert check.metric("min_cosine") >= {"FP32": 0.99999, "FP16": 0.999}[check.precision], check
 
 
 @pytest.mark.slow

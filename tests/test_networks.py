@@ -11,10 +11,10 @@ import mindspore as ms
 ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
 
 from facezoo.errors import RegistryError  # noqa: E402
-from facezoo.sources.mindspore.architectures import known_architectures  # noqa: E402
 from facezoo.sources.mindspore.networks import (  # noqa: E402
     EmbeddingNet,
     build_network,
+    known_architectures,
     network_output,
     parameter_table,
 )

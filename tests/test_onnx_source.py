@@ -14,8 +14,8 @@ import pytest
 import yaml
 from onnx import helper, numpy_helper
 
-from facezoo.converters.pipeline import ConversionRequest, convert_model
-from facezoo.converters.validation import check_artifact
+from facezoo.conversion import ConversionRequest, convert_model
+from conftest import check_artifact
 from facezoo.downloader.verify import sha256_file
 from facezoo.errors import ConversionError
 from facezoo.faces import probe_images
@@ -83,11 +83,11 @@ def test_sface_batch_equals_singles_and_matches_the_original_on_bgr(sface):
     spec, root, _, _ = sface
     source = OnnxSource(spec, root / "models" / SFACE / spec.conversion.model)
     images = probe_images(5, (112, 112))
-    reference = source.reference(images)
+    reference = source.reference(images)["embedding"]
     with load(root / "converted" / SFACE / "FP32" / f"{SFACE}.onnx") as model:
-        batch = model.infer(images)
-        singles = np.concatenate([model.infer(images[i : i + 1]) for i in range(5)])
-        rgb = model.infer(to_model_input(images, "RGB"))
+        batch = model.infer(images)["embedding"]
+        singles = np.concatenate([model.infer(images[i : i + 1])["embedding"] for i in range(5)])
+        rgb = model.infer(to_model_input(images, "RGB"))["embedding"]
     np.testing.assert_allclose(batch, singles, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(batch, reference, rtol=1e-4, atol=1e-4)
     cos = np.sum(rgb * reference, 1) / np.linalg.norm(rgb, axis=1) / np.linalg.norm(reference, axis=1)
@@ -165,8 +165,8 @@ def test_a_users_nhwc_fixed_batch_export_converts_everywhere(nhwc_file, tmp_path
     # a batch of 5 (odd, against the file's fixed 2) is its rows run one by one
     with load(tmp_path / "converted" / spec.name / "FP32" / f"{spec.name}.xml") as model:
         images = probe_images(5, (112, 112))
-        batch = model.infer(images)
-        singles = np.concatenate([model.infer(images[i : i + 1]) for i in range(5)])
+        batch = model.infer(images)["embedding"]
+        singles = np.concatenate([model.infer(images[i : i + 1])["embedding"] for i in range(5)])
     np.testing.assert_allclose(batch, singles, rtol=1e-4, atol=1e-4)
 
 

@@ -423,7 +423,7 @@ def test_mindspore_exported_networks(tmp_path):
 
 def _quick(path, out, precisions):
     """`facezoo convert --onnx FILE --formats mindir`: the file through the pipeline, no registry entry."""
-    from facezoo.converters.pipeline import ConversionRequest, convert_model
+    from facezoo.conversion import ConversionRequest, convert_model
     from facezoo.sources.onnx.adhoc import spec_for_file
 
     return convert_model(ConversionRequest(spec_for_file(path), path.parent, out, ["mindir"], precisions, path))
@@ -464,7 +464,7 @@ def _small_net(seed, batch="N"):
 
 
 def test_validation_catches_a_wrong_mindir_and_handles_static_batch(tmp_path):
-    from facezoo.converters.validation import check_artifact
+    from conftest import check_artifact
 
     for seed in (1, 2):
         onnx.save_model(_small_net(seed), str(tmp_path / f"n{seed}.onnx"))
@@ -473,7 +473,7 @@ def test_validation_catches_a_wrong_mindir_and_handles_static_batch(tmp_path):
     reference = _ort(_small_net(1), {"x": inputs})[0]
     good = check_artifact(tmp_path / "n1.mindir", fmt="mindir", precision="FP32", backend_name="mindspore",
                           inputs=inputs, reference=reference)
-    assert good.passed and good.min_cosine > 0.99999 and good.batch_relative_diff < 1e-5, good
+    assert good.passed and good.metric("min_cosine") > 0.99999 and good.metric("batch_relative_diff") < 1e-5, good
     bad = check_artifact(tmp_path / "n2.mindir", fmt="mindir", precision="FP32", backend_name="mindspore",
                          inputs=inputs, reference=reference)
     assert not bad.passed and "cosine" in bad.reason

@@ -1,10 +1,10 @@
 """INT8 and BF16: real NNCF, OpenVINO and ONNX Runtime on the stand-in MobileFaceNet and LightCNN.
 
-The gate here is built the way the conversion pipeline's is: facezoo.converters.validation's
-check_artifact on every backend that runs the file, against the ORIGINAL MindSpore network's
-outputs on held-out faces, plus a count of flipped same/different decisions over all pairs.
-Calibration sets are small (NNCF's subset is at most the set), so the file runs in about a minute
-a worker.
+The gate is facezoo's own (facezoo.quantization.reference_gate: the one validation loop on every
+backend that runs the file, against the ORIGINAL MindSpore network's outputs on held-out faces,
+plus a count of flipped same/different decisions over all pairs); one test checks its numbers
+against a judge computed here from the runtime's outputs alone. Calibration sets are small
+(NNCF's subset is at most the set), so the file runs in about a minute a worker.
 """
 
 from __future__ import annotations
@@ -16,28 +16,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facezoo.accuracy.agreement import sample_faces
-from facezoo.sources.mindspore.source import MindSporeSource
-from facezoo.converters.pipeline import ConversionRequest, convert_model
+from facezoo.conversion import ConversionRequest, QuantizationSettings, convert_model, quantize_converted
 from facezoo.formats import BACKENDS_FOR_FORMAT, SUFFIX
-from facezoo.converters.validation import check_artifact
+from facezoo.numerics import cosine_rows, flipped_pairs
 from facezoo.preprocessing import ImageError, to_model_input
 from facezoo.quantization import (
     BF16,
     INT8,
     CalibrationSet,
-    GateVerdict,
     LadderOptions,
     QuantizationError,
     calibration_inputs,
-    quantize_converted,
+    reference_gate,
     run_ladder,
     synthetic_ranges,
     tuning_set,
     write_bf16,
 )
-from facezoo.quantization.gate import flipped_pairs, reference_gate, separating_threshold
 from facezoo.runtime import load
+from facezoo.sources.mindspore.source import MindSporeSource
+from facezoo.tasks import TASKS
+
+RECOGNITION = TASKS["face_recognition"]
 
 MFN = "mindface-arcface-mobilefacenet"
 
@@ -53,33 +53,21 @@ class Original:
         self.size = (spec.input.height, spec.input.width)
         self.order = spec.converted.channel_order
         self.source = MindSporeSource(spec, download_dir / spec.name / spec.conversion.checkpoint)
-        faces = sample_faces(self.size, None, 10)  # `facezoo check`'s faces: colour-asymmetric + pairs
+        faces = RECOGNITION.samples(self.size, None, 10)  # `facezoo check`'s faces: colour-asymmetric + pairs
         self.inputs = to_model_input(faces.images, self.order)
-        self.reference = self.source.reference(faces.images)
-        self.decision = separating_threshold(self.reference, faces.identities)
+        self.outputs = self.source.reference(faces.images)
+        self.reference = self.outputs["embedding"]
+        self.rule = RECOGNITION.decision_rule(spec, self.outputs, faces, from_registry=False)
+        self.decision = self.rule.threshold
         self.threshold = spec.check_thresholds[INT8]
 
     def gate(self, threshold: float | None = None):
-        """check_artifact on every validating backend, plus flipped same/different decisions."""
+        """facezoo's INT8 gate: every validating backend, plus flipped same/different decisions."""
         threshold = self.threshold if threshold is None else threshold
-
-        def judge(path: Path) -> GateVerdict:
-            fmt = next(f for f, suffix in SUFFIX.items() if suffix == path.suffix)
-            worst = None
-            for backend in BACKENDS_FOR_FORMAT[fmt]:
-                check = check_artifact(path, fmt=fmt, precision=INT8, backend_name=backend, inputs=self.inputs,
-                                       reference=self.reference, threshold=threshold)
-                with load(path, backend=backend) as model:
-                    flips = len(flipped_pairs(self.reference, model.infer(self.inputs), self.decision))
-                verdict = GateVerdict(check.passed and flips == 0, check.min_cosine, flips, check.reason)
-                if worst is None or worst.better_than(verdict):
-                    worst = verdict
-            return worst
-
-        return judge
+        return reference_gate(self.inputs, self.outputs, task=RECOGNITION, min_cosine=threshold, rule=self.rule)
 
     def tuning(self, count: int = 8):
-        return tuning_set(self.size, self.order, self.source.reference, count)
+        return tuning_set(self.size, self.order, lambda images: self.source.reference(images)["embedding"], count)
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +158,11 @@ def test_good_model_passes_the_gate_and_records_the_step(workspace, mobilefacene
     assert result.candidates[0].step == "ptq" and result.record()["step"] == result.step
     passing = [c for c in result.candidates if c.verdict.passed]
     assert len(passing) == 1 and passing[0] is result.candidates[-1]
-    assert passing[0].verdict.min_cosine >= mobilefacenet.threshold and passing[0].verdict.flips == 0
+    assert passing[0].verdict.metric("min_cosine") >= mobilefacenet.threshold and passing[0].verdict.metrics["flipped"] == 0
     assert passing[0].quantizers >= result.fp32_quantizers // 2  # at most half of the layers kept float
     assert output.is_file() and output.with_suffix(".bin").is_file()
     with load(output) as model:  # OpenVINO runs it, and it still matches the original
-        assert model.infer(mobilefacenet.inputs).shape == mobilefacenet.reference.shape
+        assert model.infer(mobilefacenet.inputs)["embedding"].shape == mobilefacenet.reference.shape
 
 
 def test_constant_calibration_fails_every_step_and_publishes_nothing(lightcnn):
@@ -188,9 +176,10 @@ def test_constant_calibration_fails_every_step_and_publishes_nothing(lightcnn):
     for k in range(6):
         cv2.imwrite(str(folder / f"grey_{k}.png"), np.full((128, 128, 3), 128, np.uint8))
     options = LadderOptions(max_float_share=0.2, ranking_subset_size=2)
-    done = quantize_converted(zoo.get("lightcnn"), download_dir, converted, precisions=(INT8,), calibration_size=6,
-                              calibration_images=folder, formats=("openvino",), options=options,
-                              tuning_size=4, gate_faces=8)
+    settings = QuantizationSettings(calibration_images=folder, calibration_size=6, ladder=options, tuning_size=4,
+                                    gate_faces=8)
+    done = quantize_converted(zoo.get("lightcnn"), download_dir, converted, precisions=(INT8,), settings=settings,
+                              formats=("openvino",))
     assert done.published == []
     assert not (converted / "lightcnn" / INT8).exists()
     assert not [p for p in (converted / "lightcnn").iterdir() if p.name.startswith(".")]  # no scratch left
@@ -229,7 +218,7 @@ def test_mutated_model_fails_the_gate_and_leaves_no_file(workspace, mobilefacene
 
 
 def test_int8_and_bf16_artifacts_load_and_run_in_every_backend(workspace, mobilefacenet, tmp_path):
-    from facezoo.converters.model_card import CARD_NAME
+    from facezoo.modelcard import CARD_NAME
     from facezoo.quantization import card_fields_for
 
     _, _, converted = workspace
@@ -254,9 +243,9 @@ def test_int8_and_bf16_artifacts_load_and_run_in_every_backend(workspace, mobile
         for backend in backends:
             with load(path, backend=backend) as model:
                 for batch in (1, 3):
-                    out = model.infer(mobilefacenet.inputs[:batch])
+                    out = model.infer(mobilefacenet.inputs[:batch])["embedding"]
                     assert out.shape == (batch, 512) and np.all(np.isfinite(out))
-                runs[(path.suffix, backend)] = model.infer(mobilefacenet.inputs)
+                runs[(path.suffix, backend)] = model.infer(mobilefacenet.inputs)["embedding"]
     cos = lambda a, b: float(np.min(np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)))
     # the same QDQ graph in two INT8 runtimes (each rounds and accumulates its own way; 8 calibration
     # faces leave the model far from FP32, which widens their gap): close, where a wrong graph is < 0.5
@@ -269,20 +258,27 @@ def test_int8_and_bf16_artifacts_load_and_run_in_every_backend(workspace, mobile
     with load(bf16 / f"{MFN}.xml") as model:
         assert model.backend.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "bf16"
         assert model.artifact.precision == BF16
-        out = model.infer(mobilefacenet.inputs)
+        out = model.infer(mobilefacenet.inputs)["embedding"]
     assert cos(out, mobilefacenet.reference) > 0.999
     with load(bf16 / f"{MFN}.xml", precision_hint="f32") as model:  # an explicit hint wins over the card
         assert model.backend.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
 
 
-def test_reference_gate_agrees_with_the_check_artifact_gate(workspace, mobilefacenet):
+def test_the_gate_agrees_with_a_judge_computed_from_the_runtime_alone(workspace, mobilefacenet):
+    """The gate's worst backend, its min cosine and its flips, against numbers computed here."""
     _, _, converted = workspace
     path = converted / MFN / "FP32" / f"{MFN}.onnx"
-    mine = reference_gate(mobilefacenet.inputs, mobilefacenet.reference, min_cosine=0.99999,
-                          decision_threshold=mobilefacenet.decision)(path)
-    theirs = mobilefacenet.gate(0.99999)(path)
-    assert mine.passed and theirs.passed and mine.flips == theirs.flips == 0
-    assert abs(mine.min_cosine - theirs.min_cosine) < 1e-6
+    mine = mobilefacenet.gate(0.99999)(path)
+    cosines, flips = {}, {}
+    for backend in BACKENDS_FOR_FORMAT["onnx"]:
+        with load(path, backend=backend) as model:
+            out = model.infer(mobilefacenet.inputs)["embedding"]
+        cosines[backend] = float(cosine_rows(mobilefacenet.reference, out).min())
+        flips[backend] = len(flipped_pairs(mobilefacenet.reference, out, mobilefacenet.decision))
+    worst = min(cosines, key=cosines.get)
+    assert mine.passed and mine.metrics["flipped"] == flips[worst] == 0
+    assert mine.backend == worst and abs(mine.metric("min_cosine") - cosines[worst]) < 1e-6
+    assert mine.metrics["pairs"] == 45 and mine.bounds["allowed_flips"] == 0
 
 
 # ----------------------------------------------------------------------------- through `facezoo convert`
@@ -292,7 +288,7 @@ def test_convert_makes_gated_int8_and_bf16_folders_that_check_takes(converted_mo
     """`convert --precisions INT8,BF16`: made from the FP32 artifacts (built as the basis, not published),
     each folder published only through its gate; no MINDIR for either, said why; `facezoo check`
     and the runtime then take INT8 and BF16 like FP32."""
-    from facezoo.converters.pipeline import QuantizationSettings
+    from facezoo.conversion import QuantizationSettings
     from facezoo.gates import GATES
 
     import yaml
@@ -344,7 +340,8 @@ def test_the_suite_report_shows_the_bf16_gate_a_real_build_recorded(lightcnn):
     from facezoo.runtime.precision import bf16_problem
 
     zoo, download_dir, converted = lightcnn
-    done = quantize_converted(zoo.get("lightcnn"), download_dir, converted, precisions=(BF16,), gate_faces=8)
+    done = quantize_converted(zoo.get("lightcnn"), download_dir, converted, precisions=(BF16,),
+                              settings=QuantizationSettings(gate_faces=8))
     record = json.loads(json.dumps(done.record(), default=str))  # as the suite's worker hands it over
     text = render_low_precision(SimpleNamespace(quantization=[record]), [], [])
     row = next(line for line in text.splitlines() if "| BF16 IR |" in line)

@@ -12,7 +12,6 @@ from onnx import TensorProto, helper, numpy_helper
 from facezoo.quantization import (
     MINDIR_INT8_REASON,
     MINDIR_INT8_SUPPORTED,
-    GateVerdict,
     LadderOptions,
     QuantizationError,
     card_fields_for,
@@ -22,6 +21,13 @@ from facezoo.quantization import (
 from facezoo.quantization.scopes import onnx_view, openvino_view
 from facezoo.runtime.errors import PrecisionUnavailableError
 from facezoo.runtime.precision import bf16_problem, require_precision
+from facezoo.tasks import TASKS
+from facezoo.validation import ArtifactCheck
+
+
+def _verdict(passed: bool, cosine: float, flips: int, reason: str = "", backend: str = "openvino") -> ArtifactCheck:
+    return ArtifactCheck("openvino", "INT8", backend, "m.xml", 16, {"min_cosine": cosine, "flipped": flips}, {},
+                         passed, reason)
 
 
 def test_runtime_config_and_card_fields():
@@ -68,7 +74,7 @@ def test_loading_a_bf16_folder_on_a_cpu_without_bf16_is_a_clear_error(converted_
     with pytest.raises(BackendError, match=rf"{name}\.xml: this model runs with INFERENCE_PRECISION_HINT=bf16"):
         load(folder / f"{name}.xml")
     with load(folder / f"{name}.xml", precision_hint="f32") as model:  # the caller's hint still wins
-        assert model.infer(np.zeros((1, 3, 112, 112), np.float32)).shape == (1, 512)
+        assert model.infer(np.zeros((1, 3, 112, 112), np.float32))["embedding"].shape == (1, 512)
     shutil.rmtree(folder)
 
 
@@ -134,18 +140,19 @@ def test_ladder_options_keep_the_order_and_verdicts_rank():
     with pytest.raises(QuantizationError):
         LadderOptions(steps=("ignored_scope",))
     LadderOptions(steps=("ptq", "advanced"))
-    good, close, flipped = GateVerdict(True, 0.995, 0), GateVerdict(False, 0.989, 0), GateVerdict(False, 0.995, 2)
-    assert good.better_than(close) and close.better_than(flipped) and not flipped.better_than(close)
-    assert GateVerdict(False, float("nan"), 0).better_than(None)
+    rank = lambda check: TASKS["face_recognition"].rank(check.metrics, check.passed)  # noqa: E731
+    good, close, flipped = _verdict(True, 0.995, 0), _verdict(False, 0.989, 0), _verdict(False, 0.995, 2)
+    assert rank(good) > rank(close) > rank(flipped)
+    assert rank(_verdict(False, float("nan"), 0)) < rank(close)  # never measured: below any measured cosine
 
 
 def test_a_candidate_never_measured_records_null_not_nan():
     # A ladder step that could not be built has no cosine; its record must still be strict JSON
     # (a NaN here once cost a whole benchmark run at the final write).
-    record = GateVerdict(False, float("nan"), 0, "could not build").as_dict()
-    assert record["min_cosine"] is None
+    record = _verdict(False, float("nan"), 0, "could not build", backend="-").verdict()
+    assert record == {"passed": False, "min_cosine": None, "flips": 0, "reason": "could not build"}
     json.dumps(record, allow_nan=False)
-    assert GateVerdict(True, 0.995, 0).as_dict()["min_cosine"] == 0.995
+    assert _verdict(True, 0.995, 0).verdict()["min_cosine"] == 0.995
 
 
 def test_mindir_int8_is_stated_unsupported():

@@ -36,7 +36,7 @@ def original(converted_mobilefacenet):
     zoo, root, _, _ = converted_mobilefacenet
     spec = zoo.get(NAME)
     images = probe_images(4, (112, 112))
-    return images, MindSporeSource(spec, root / NAME / spec.conversion.checkpoint).reference(images)
+    return images, MindSporeSource(spec, root / NAME / spec.conversion.checkpoint).reference(images)["embedding"]
 
 
 def _path(out: Path, precision: str, suffix: str) -> Path:
@@ -53,8 +53,8 @@ def test_every_backend_and_format_reproduces_the_original(converted_mobilefacene
     images, reference = original
     with load(_path(out, precision, suffix), backend=backend) as model:
         assert model.backend.name == backend and model.backend.device == "CPU"
-        from_float = model.infer(to_model_input(images, "BGR"))
-        from_uint8 = model.infer(images)  # uint8 N×H×W×C BGR is accepted as is
+        from_float = model.infer(to_model_input(images, "BGR"))["embedding"]
+        from_uint8 = model.infer(images)["embedding"]  # uint8 N×H×W×C BGR is accepted as is
     threshold = 0.99999 if precision == "FP32" else 0.999
     assert _cos(from_float, reference).min() >= threshold
     np.testing.assert_array_equal(from_float, from_uint8)
@@ -65,8 +65,8 @@ def test_batch_n_equals_n_single_runs(converted_mobilefacenet, precision, suffix
     _, _, out, _ = converted_mobilefacenet
     batch = to_model_input(probe_images(3, (112, 112)), "BGR")
     with load(_path(out, precision, suffix), backend=backend) as model:
-        together = model.infer(batch)
-        alone = np.concatenate([model.infer(batch[i : i + 1]) for i in range(3)])
+        together = model.infer(batch)["embedding"]
+        alone = np.concatenate([model.infer(batch[i : i + 1])["embedding"] for i in range(3)])
     np.testing.assert_allclose(together, alone, atol=2e-4 * np.abs(alone).max())
 
 
@@ -77,7 +77,8 @@ def test_async_queue_gives_the_same_rows_as_sync_calls(converted_mobilefacenet):
         queued = model.infer_many(batches)
         direct = [model.infer(b) for b in batches]
     for a, b in zip(queued, direct):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        assert a.keys() == b.keys() == {"embedding"}
+        np.testing.assert_allclose(a["embedding"], b["embedding"], rtol=1e-5, atol=1e-5)
 
 
 def test_specs_come_from_the_model_card_or_the_file(converted_mobilefacenet, tmp_path):
@@ -85,12 +86,12 @@ def test_specs_come_from_the_model_card_or_the_file(converted_mobilefacenet, tmp
     with load(_path(out, "FP32", "xml")) as model:
         assert model.input_spec.shape == (-1, 3, 112, 112)
         assert model.input_spec.channel_order == "BGR"
-        assert model.output_spec.name == "embedding" and model.output_spec.shape == (-1, 512)
+        assert [(o.name, o.shape) for o in model.output_specs] == [("embedding", (-1, 512))]
     bare = tmp_path / "bare.onnx"
     shutil.copyfile(_path(out, "FP32", "onnx"), bare)
     with load(bare) as model:
         assert model.input_spec.name == "data" and model.input_spec.shape == (-1, 3, 112, 112)
-        assert model.output_spec.name == "embedding"
+        assert [o.name for o in model.output_specs] == ["embedding"]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +143,7 @@ def test_gpu_path_matches_cpu(converted_mobilefacenet):
     _, _, out, _ = converted_mobilefacenet
     batch = to_model_input(probe_images(4, (112, 112)), "BGR")
     with load(_path(out, "FP32", "onnx"), device="GPU") as gpu, load(_path(out, "FP32", "onnx")) as cpu:
-        assert _cos(gpu.infer(batch), cpu.infer(batch)).min() > 0.9999
+        assert _cos(gpu.infer(batch)["embedding"], cpu.infer(batch)["embedding"]).min() > 0.9999
 
 
 def test_embedder_aligns_with_landmarks_and_fits_crops(converted_mobilefacenet):
@@ -249,9 +250,9 @@ model = load({str(path)!r}, performance_hint="THROUGHPUT")
 rng = np.random.default_rng(0)
 for round in range(4):
     batches = [rng.uniform(0, 255, (32, 3, 112, 112)).astype(np.float32) for _ in range(6)]
-    first = model.infer(batches[0])
+    first = model.infer(batches[0])["embedding"]
     many = model.infer_many(batches)
-    assert np.allclose(first, many[0], atol=1e-4), round
+    assert np.allclose(first, many[0]["embedding"], atol=1e-4), round
     del batches, first, many
 print("ok")
 """

@@ -24,12 +24,12 @@ class RecordingLane:
         self.delay = delay
         self.fail_on = fail_on
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         self.sizes.append(len(batch))
         time.sleep(self.delay)
         if self.fail_on is not None and len(batch) == self.fail_on:
             raise RuntimeError("the library failed")
-        return batch.reshape(len(batch), -1)[:, :2] * 2
+        return {"out": batch.reshape(len(batch), -1)[:, :2] * 2, "count": np.full((len(batch), 1), len(batch))}
 
 
 def _rows(count: int, start: int = 0) -> np.ndarray:
@@ -43,7 +43,8 @@ def test_a_request_larger_than_max_batch_is_split_and_put_together_in_order():
         result = batcher.submit(_rows(10)).result(5)
     finally:
         batcher.close()
-    np.testing.assert_array_equal(result[:, 0], np.arange(10) * 2)
+    np.testing.assert_array_equal(result["out"][:, 0], np.arange(10) * 2)
+    np.testing.assert_array_equal(result["count"][:, 0], [4] * 8 + [2] * 2)  # every output, row by row
     assert lane.sizes == [4, 4, 2]
 
 
@@ -57,7 +58,7 @@ def test_concurrent_requests_within_the_delay_share_one_inference():
         batcher.close()
     assert lane.sizes == [sum(1 + i % 3 for i in range(6))]
     for i, result in enumerate(results):
-        np.testing.assert_array_equal(result[:, 0], (np.arange(1 + i % 3) + 100 * i) * 2)
+        np.testing.assert_array_equal(result["out"][:, 0], (np.arange(1 + i % 3) + 100 * i) * 2)
 
 
 def test_idle_lanes_share_what_is_queued():
@@ -82,7 +83,7 @@ def test_cancelled_requests_are_never_run_and_free_the_queue():
         assert waiting.cancel()
         assert batcher.admitted_images == 0
         kept = batcher.submit(_rows(4, start=7))
-        np.testing.assert_array_equal(kept.result(5)[:, 0], np.arange(7, 11) * 2)
+        np.testing.assert_array_equal(kept.result(5)["out"][:, 0], np.arange(7, 11) * 2)
     finally:
         batcher.close()
     assert lane.sizes == [4]
@@ -94,7 +95,7 @@ def test_a_failing_inference_fails_its_requests_only():
     try:
         with pytest.raises(RuntimeError, match="the library failed"):
             batcher.submit(_rows(3)).result(5)
-        assert batcher.submit(_rows(2)).result(5).shape == (2, 2)
+        assert batcher.submit(_rows(2)).result(5)["out"].shape == (2, 2)
         assert batcher.admitted_images == 0
     finally:
         batcher.close()
@@ -107,7 +108,7 @@ def test_close_finishes_what_was_admitted():
     closer = threading.Thread(target=batcher.close)
     closer.start()
     closer.join(10)
-    assert [f.result(0)[0, 0] for f in futures] == [0, 2, 4, 6, 8]
+    assert [f.result(0)["out"][0, 0] for f in futures] == [0, 2, 4, 6, 8]
     with pytest.raises(Unavailable, match="shutting down"):
         batcher.submit(_rows(1))
 

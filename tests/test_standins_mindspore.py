@@ -217,7 +217,7 @@ def test_standin_is_deterministic_per_seed(tmp_path):
 def test_any_registered_architecture_gets_stand_ins_from_the_network_itself():
     """No numpy copy of a network: the tiny iresnet (not a registry architecture's builder) is
     calibrated by running it, and its BNs then normalize the calibration batch."""
-    from facezoo.sources.mindspore.architectures import architecture
+    from facezoo.sources.mindspore.networks import architecture
     from facezoo.sources.mindspore.networks.iresnet import iresnet_tiny
 
     spec = ZOO.get("arcface")

@@ -131,7 +131,8 @@ class OpenVinoBackend:
         except RuntimeError as exc:
             raise BackendError(f"{path}: OpenVINO cannot compile the model on {device}: {exc}") from None
         self.request = self.compiled.create_infer_request()
-        self.output_names = tuple(o.get_any_name() for o in self.compiled.outputs)
+        wanted = options.output_names or _card_output_names(path)
+        self.output_names = tuple(_openvino_name(o.get_names(), wanted) for o in self.compiled.outputs)
         self._version = ov.get_version()
         self._pool: list = []
 
@@ -234,6 +235,15 @@ class MindSporeBackend(_Sequential):
 
     def close(self) -> None:
         self.cell = None
+
+
+def _openvino_name(names: set[str], wanted: tuple[str, ...]) -> str:
+    """The name of an OpenVINO output, which may carry several (an FP16 ONNX's Cast adds its own):
+    the one the model card (or the caller) declares, else the shortest."""
+    for name in wanted:
+        if name in names:
+            return name
+    return min(names, key=lambda name: (len(name), name))
 
 
 def _card_output_names(path: Path) -> tuple[str, ...]:

@@ -204,12 +204,11 @@ class DynamicBatcher:
         start = time.perf_counter()
         try:
             rows = lane.infer(batch)
+            if any(len(values) != len(batch) for values in rows.values()):
+                raise RuntimeError(f"the model gave {', '.join(f'{n}: {len(v)}' for n, v in rows.items())} rows "
+                                   f"for a batch of {len(batch)}")
         except Exception as exc:  # a failing library call fails its requests, never the lane
-            with self._lock:
-                for piece in pieces:
-                    self._release(piece.ticket)
-            for piece in pieces:
-                _settle(piece.ticket.future, error=exc)
+            self._fail(pieces, exc)
             return
         elapsed = time.perf_counter() - start
         finished = []
@@ -235,6 +234,13 @@ class DynamicBatcher:
             self.on_batch(len(batch), elapsed)
         for ticket in finished:
             _settle(ticket.future, result=ticket.output)
+
+    def _fail(self, pieces: list[_Piece], exc: Exception) -> None:
+        with self._lock:
+            for piece in pieces:
+                self._release(piece.ticket)
+        for piece in pieces:
+            _settle(piece.ticket.future, error=exc)
 
 
 def _settle(future: Future, result=None, error: BaseException | None = None) -> None:

@@ -23,7 +23,7 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from facezoo import faces, gates, images
+from facezoo import gates, images
 from facezoo.numerics import best_separation, cosine_rows, flipped_pairs, l2_normalize, pair_cosines, pair_indices
 from facezoo.preprocessing import ImageError, align_face, fit_crop
 from facezoo.tasks.base import Column, Comparison, DecisionRule, Outputs, Samples, Task, TensorDecl
@@ -69,6 +69,8 @@ def sample_faces(size: tuple[int, int], images_dir: Path | None = None, samples:
     identities 3000, 3001, ... so that same-identity pairs exist. Real images take their identity
     from their sub-folder, or from the file name without a trailing number (LFW: Name_0001.jpg).
     """
+    from facezoo import faces  # OpenCV draws them: loaded when faces are drawn, not with the registry
+
     if samples < 2:
         raise ImageError("--samples must be at least 2 (the check compares pairs of faces)")
     crops, identities, sources = [], [], []
@@ -192,7 +194,9 @@ class Recognition(Task):
                            {"l2_normalized": spec.output.l2_normalized}),)
 
     def probe_images(self, spec) -> np.ndarray:
-        return faces.probe_images(PROBE_COUNT, (spec.input.height, spec.input.width))
+        from facezoo.faces import probe_images
+
+        return probe_images(PROBE_COUNT, (spec.input.height, spec.input.width))
 
     def samples(self, size: tuple[int, int], images_dir: Path | None = None, count: int = DEFAULT_SAMPLES) -> Samples:
         return sample_faces(size, images_dir, count)

@@ -10,7 +10,8 @@ rest of facezoo needs to know about the architecture: how to build it, what a ch
 may hold besides the network (training heads, parameters it may lack), how its stand-in weights
 are made and which checkpoint layout the stand-ins imitate, and cosine thresholds of its own.
 The built-in networks register themselves when :mod:`facezoo.sources.mindspore.networks` is
-imported; a user's network registers itself the same way, from any module.
+imported (:func:`facezoo.sources.mindspore.networks.architecture` looks an architecture up); a
+user's network registers itself the same way, from any module.
 """
 
 from __future__ import annotations
@@ -62,29 +63,10 @@ def register_architecture(name: str, **fields):
     return register
 
 
-def architecture(name: str) -> ArchitectureSpec:
-    import facezoo.sources.mindspore.networks  # noqa: F401  (the built-in networks register themselves)
-
-    try:
-        return _ARCHITECTURES[name]
-    except KeyError:
-        raise RegistryError(
-            f"unknown network architecture {name!r}; known architectures: {', '.join(_ARCHITECTURES)}"
-        ) from None
+def registered() -> dict[str, ArchitectureSpec]:
+    """The architectures registered so far (the built-in ones once their network files are imported:
+    ``facezoo.sources.mindspore.networks.architecture`` looks them up after importing them)."""
+    return dict(_ARCHITECTURES)
 
 
-def known_architectures() -> tuple[str, ...]:
-    import facezoo.sources.mindspore.networks  # noqa: F401
-
-    return tuple(_ARCHITECTURES)
-
-
-def build_network(name: str):
-    """A fresh network of the architecture, in inference mode (randomly initialised)."""
-    net = architecture(name).build()
-    net.set_train(False)
-    return net
-
-
-__all__ = ["ArchitectureSpec", "StandinPolicy", "architecture", "build_network", "known_architectures",
-           "register_architecture"]
+__all__ = ["ArchitectureSpec", "StandinPolicy", "register_architecture", "registered"]

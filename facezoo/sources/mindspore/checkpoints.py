@@ -373,7 +373,7 @@ def match_parameters(net, arrays: dict[str, np.ndarray], *, architecture: str,
 
     Raises ``CheckpointError`` for a missing or mis-shaped backbone parameter.
     """
-    from facezoo.sources.mindspore.architectures import architecture as architecture_spec
+    from facezoo.sources.mindspore.networks import architecture as architecture_spec
     from facezoo.sources.mindspore.networks import parameter_table
 
     source = Path(source)

@@ -24,7 +24,7 @@ def _files(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
 
 
 def _thresholds(spec: ModelSpec) -> dict[str, float]:
-    from facezoo.sources.mindspore.architectures import architecture
+    from facezoo.sources.mindspore.networks import architecture
 
     return dict(architecture(spec.architecture).check_thresholds)
 

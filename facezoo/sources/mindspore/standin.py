@@ -46,7 +46,8 @@ import numpy as np
 from facezoo import faces, preprocessing
 from facezoo.errors import FacezooError
 from facezoo.registry import InputContract, ModelSpec
-from facezoo.sources.mindspore.architectures import ArchitectureSpec, StandinPolicy, architecture
+from facezoo.sources.mindspore.architectures import ArchitectureSpec, StandinPolicy
+from facezoo.sources.mindspore.networks import architecture
 from facezoo.mindspore_context import mindspore
 from facezoo.sources.standin_statistics import TRAINED, TrainedStatistics, parameter_rng
 

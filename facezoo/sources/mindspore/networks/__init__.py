@@ -29,9 +29,33 @@ from facezoo.mindspore_context import mindspore
 mindspore()  # the networks subclass nn.Cell: MindSpore is started the facezoo way before it loads
 from mindspore import nn  # noqa: E402
 
+from facezoo.errors import RegistryError  # noqa: E402
+from facezoo.sources.mindspore.architectures import ArchitectureSpec, registered  # noqa: E402
+
 # Each network file registers its architecture (facezoo.sources.mindspore.architectures).
-from facezoo.sources.mindspore.architectures import architecture, build_network  # noqa: E402
 from facezoo.sources.mindspore.networks import iresnet, lightcnn, mobilefacenet, sphereface  # noqa: E402, F401
+
+
+def architecture(name: str) -> ArchitectureSpec:
+    """The registered spec of an architecture: a built-in network, or a user's registered anywhere."""
+    known = registered()
+    try:
+        return known[name]
+    except KeyError:
+        raise RegistryError(
+            f"unknown network architecture {name!r}; known architectures: {', '.join(known)}"
+        ) from None
+
+
+def known_architectures() -> tuple[str, ...]:
+    return tuple(registered())
+
+
+def build_network(name: str):
+    """A fresh network of the architecture, in inference mode (randomly initialised)."""
+    net = architecture(name).build()
+    net.set_train(False)
+    return net
 
 
 def network_output(outputs: Any, index: int = 0) -> Any:
@@ -75,6 +99,7 @@ __all__ = [
     "EmbeddingNet",
     "architecture",
     "build_network",
+    "known_architectures",
     "network_output",
     "parameter_table",
 ]
