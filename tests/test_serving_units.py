@@ -154,3 +154,22 @@ def test_duplicate_and_missing_inputs_are_named():
                             None, [INPUT], [OUTPUT])
     with pytest.raises(BadRequest, match=r"id: expected a string"):
         parse_infer_request(json.dumps({"id": 3, "inputs": [tensor]}).encode(), None, [INPUT], [OUTPUT])
+
+
+class ShortLane(RecordingLane):
+    """Gives one row too few for batches of three: a model that breaks its contract."""
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = super().infer(batch)
+        return {name: values[:-1] for name, values in outputs.items()} if len(batch) == 3 else outputs
+
+
+def test_a_lane_giving_the_wrong_rows_fails_its_requests_and_keeps_serving():
+    batcher = DynamicBatcher([ShortLane()], BatchingOptions(max_batch=32, max_delay_s=0.001))
+    try:
+        with pytest.raises(RuntimeError, match="2 rows for a batch of 3"):
+            batcher.submit(_rows(3)).result(5)
+        assert batcher.submit(_rows(2)).result(5)["out"].shape == (2, 2)
+        assert batcher.admitted_images == 0
+    finally:
+        batcher.close()

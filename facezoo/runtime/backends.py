@@ -20,8 +20,7 @@ from facezoo.modelcard import card_beside
 from facezoo.runtime.devices import ORT_PROVIDER_FOR_DEVICE, pick_device
 from facezoo.runtime.errors import BackendError
 from facezoo.runtime.precision import effective_hint, require_precision
-
-Outputs = dict[str, np.ndarray]
+from facezoo.tasks import Outputs
 
 
 class Backend(Protocol):
@@ -58,7 +57,8 @@ class BackendOptions:
     precision_hint: str | None = None  # OpenVINO INFERENCE_PRECISION_HINT: f32, f16, bf16
     performance_hint: str | None = None  # OpenVINO: LATENCY or THROUGHPUT
     ort_cuda: dict = field(default_factory=dict)  # ONNX Runtime CUDA provider options
-    # MindSpore: names of the MINDIR's outputs, which the file does not keep (default: its model card's)
+    # The output names the caller expects (default: the model card's): a MINDIR keeps none, and an
+    # OpenVINO output may carry several (an FP16 ONNX's Cast adds its own)
     output_names: tuple[str, ...] | None = None
 
 

@@ -8,10 +8,10 @@ from typing import Iterable
 
 import numpy as np
 
-from facezoo.runtime.backends import Backend, BackendOptions, Outputs, backend_for, open_backend
+from facezoo.runtime.backends import Backend, BackendOptions, backend_for, open_backend
 from facezoo.runtime.errors import BackendError, InputError
 from facezoo.runtime.resolve import Artifact, artifact_from_path
-from facezoo.tasks import Task
+from facezoo.tasks import Outputs, Task
 
 
 @dataclass(frozen=True)

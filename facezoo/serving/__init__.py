@@ -8,7 +8,8 @@ Concurrent requests are batched (facezoo.serving.batcher) onto OpenVINO's asynch
 requests; see app.py for the endpoints and kserve.py for the wire format.
 """
 
-from facezoo.serving.app import ServeConfig, create_app
+from facezoo.serving.app import create_app
+from facezoo.serving.config import ServeConfig
 from facezoo.serving.batcher import BatchingOptions, DynamicBatcher
 from facezoo.serving.errors import BadRequest, ModelNotServed, PayloadTooLarge, ServingError, Unavailable
 from facezoo.serving.metrics import Metrics

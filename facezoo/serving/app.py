@@ -7,10 +7,8 @@ client sends can stop the server or make it unready.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 from functools import partial
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -19,30 +17,23 @@ from starlette.responses import JSONResponse, Response
 
 import facezoo
 from facezoo.errors import FacezooError
-from facezoo.numerics import l2_normalize
-from facezoo.serving.batcher import BatchingOptions
-from facezoo.serving.errors import BadRequest, ModelNotServed, ServingError
-from facezoo.serving.faces import MAX_FILES, form_files, prepare_faces, read_blobs, read_landmarks, read_threshold
+from facezoo.serving.config import ServeConfig
+from facezoo.serving.errors import ModelNotServed, ServingError
 from facezoo.serving.kserve import HEADER_LENGTH, decompress, encode_infer_response, parse_infer_request
 from facezoo.serving.metrics import Metrics
 from facezoo.serving.middleware import BodyLimit, RequestMetrics
 from facezoo.serving.models import ServedModel
+from facezoo.serving.routes import ROUTES
 
 INLINE_JSON_BYTES = 64 << 10  # larger JSON bodies are parsed off the event loop
 
 
-@dataclass
-class ServeConfig:
-    """How the server batches, waits and limits; `facezoo serve`'s options."""
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    batching: BatchingOptions = field(default_factory=BatchingOptions)
-    timeout_s: float = 30.0  # a request not answered by then gets 503
-    max_body_bytes: int = 64 << 20
-
-
 def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Metrics | None = None) -> FastAPI:
+    for served in models.values():
+        missing = [route for route in served.routes if route not in ROUTES]
+        if missing:
+            raise FacezooError(f"model {served.name!r}: its task ({served.model.task.name}) asks for the route(s) "
+                               f"{', '.join(missing)}, which facezoo.serving does not implement")
     metrics = metrics or Metrics()
     for name, served in models.items():
         metrics.track_queue(name, lambda served=served: served.batcher.admitted_images)
@@ -101,8 +92,8 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
         rows = await served.infer(served.model.prepare(decoded.inputs[served.input.name]), config.timeout_s)
         wanted = decoded.outputs if decoded.outputs is not None else dict.fromkeys(o.name for o in served.outputs)
         by_name = {output.name: output for output in served.outputs}
-        results = [(by_name[name], rows[name], decoded.binary_output if binary is None else binary)
-                   for name, binary in wanted.items()]
+        results = [(by_name[output], rows[output], decoded.binary_output if binary is None else binary)
+                   for output, binary in wanted.items()]
         payload, json_length = encode_infer_response(served.name, decoded.id, results)
         if json_length is None:
             return Response(payload, media_type="application/json")
@@ -117,43 +108,14 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
     async def list_models():
         return {"models": [{**served.metadata(), "threshold": served.threshold} for served in models.values()]}
 
-    @app.post("/v1/models/{name}/embed")
-    async def embed(name: str, request: Request):
-        served = lookup(name, route="embed")
-        async with _multipart(request) as form:
-            files = form_files(form, "images")
-            if not files:
-                raise BadRequest("images: no image files; send multipart/form-data with one or more 'images' files")
-            landmarks = read_landmarks(form, len(files))
-            blobs = await read_blobs([(f"images[{i}]", f) for i, f in enumerate(files)])
-        faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks)
-        embeddings = l2_normalize(served.wrapper.pick(await served.infer(faces.batch, config.timeout_s)))
-        return {"model": served.name, "dimension": int(embeddings.shape[1]), "embeddings": embeddings.tolist()}
+    def task_route(route: str):
+        async def answer(name: str, request: Request):
+            return await ROUTES[route](lookup(name, route=route), request, config)
 
-    @app.post("/v1/models/{name}/verify")
-    async def verify(name: str, request: Request):
-        served = lookup(name, route="verify")
-        async with _multipart(request) as form:
-            files = []
-            for field_name in ("image1", "image2"):
-                found = form_files(form, field_name)
-                if len(found) != 1:
-                    raise BadRequest(f"{field_name}: expected exactly one image file, got {len(found)}")
-                files.append((field_name, found[0]))
-            threshold, source = read_threshold(form, request.query_params.get("threshold")), "request"
-            if threshold is None:
-                threshold, source = served.threshold, served.threshold_source
-            if threshold is None:
-                raise BadRequest(f"threshold: model {served.name!r} has no verification threshold (no "
-                                 "verification_threshold in the registry, no facezoo serve --threshold); "
-                                 "give one: ?threshold=0.36 or a 'threshold' form field")
-            landmarks = read_landmarks(form, 2)
-            blobs = await read_blobs(files)
-        faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks)
-        first, second = l2_normalize(served.wrapper.pick(await served.infer(faces.batch, config.timeout_s)))
-        cosine = float(np.dot(first.astype(np.float64), second.astype(np.float64)))
-        return {"model": served.name, "cosine": cosine, "threshold": threshold, "threshold_source": source,
-                "same_person": cosine >= threshold}
+        return answer
+
+    for route in ROUTES:  # one template each: /metrics counts every route on its own
+        app.add_api_route(f"/v1/models/{{name}}/{route}", task_route(route), methods=["POST"])
 
     @app.get("/metrics")
     async def prometheus():
@@ -161,18 +123,6 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
 
     app.state.metrics = metrics
     return app
-
-
-@contextlib.asynccontextmanager
-async def _multipart(request: Request):
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
-        raise BadRequest(f"Content-Type: expected multipart/form-data with image files, got {content_type or 'none'!r}")
-    form = await request.form(max_files=MAX_FILES, max_fields=16)
-    try:
-        yield form
-    finally:
-        await form.close()
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:

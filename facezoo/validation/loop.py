@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from facezoo.formats import BACKENDS_FOR_FORMAT, FORMAT_FOR_SUFFIX
-from facezoo.runtime.backends import BackendOptions, Outputs, open_backend
-from facezoo.tasks import DecisionRule, Task
+from facezoo.runtime.backends import BackendOptions, open_backend
+from facezoo.tasks import DecisionRule, Outputs, Task
 from facezoo.validation.record import ArtifactCheck
 
 # MindSpore's CPU kernels are slow enough that its batch-identity check re-runs only the first

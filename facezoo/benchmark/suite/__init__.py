@@ -18,6 +18,7 @@ from facezoo.benchmark.peak import PeakMeasurement, measure_fp32_peak, measure_l
 from facezoo.benchmark.plan import Matrix, plan_cases
 from facezoo.benchmark.results import BenchmarkCase, BenchmarkResult
 from facezoo.errors import FacezooError
+from facezoo.modelcard import read_card
 from facezoo.registry import ModelSpec, load_zoo
 from facezoo.runtime.resolve import find_artifacts
 
@@ -192,7 +193,7 @@ def _quantize(run: SuiteRun, converted_dir: Path, console: Console) -> None:
         task = progress.add_task("quantize", total=len(run.specs))
         for spec in run.specs:
             progress.update(task, description=f"INT8/BF16 {spec.name}")
-            if not (converted_dir / spec.name / "FP32" / "model_card.json").is_file():
+            if read_card(converted_dir / spec.name / "FP32") is None:
                 progress.advance(task)
                 continue
             job = {"kind": "quantize", "model": spec.name, "zoo": str(run.zoo_path), "download_dir": str(run.download_dir),

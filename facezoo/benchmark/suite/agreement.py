@@ -16,5 +16,5 @@ def bf16_agreement(path: str, faces: int = 16) -> float:
         with load(path, precision_hint=hint) as model:
             _, _, height, width = model.input_spec.shape
             batch = to_model_input(probe_images(faces, (height, width)), model.input_spec.channel_order)
-            embeddings.append(l2_normalize(model.infer(batch)))
+            embeddings.append(l2_normalize(model.wrap().pick(model.infer(batch))))
     return float(np.min(np.sum(embeddings[0] * embeddings[1], axis=1)))

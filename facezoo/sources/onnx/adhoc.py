@@ -21,6 +21,7 @@ from facezoo.registry import (
     ModelSpec,
     OutputContract,
 )
+from facezoo.tasks import DEFAULT_TASK
 
 ASSUMPTION = (
     "no registry entry: the file is assumed to take BGR (or gray) pixels 0..255 as they are; "
@@ -70,7 +71,7 @@ def spec_for_file(path: Path, name: str | None = None) -> ModelSpec:
     spec = ModelSpec(
         name=name or model_name_for(path),
         description=f"{path.name}, converted without a registry entry ({ASSUMPTION})",
-        task_type="face_recognition",
+        task_type=DEFAULT_TASK,
         framework="onnx",
         architecture="onnx",
         license="unknown",
