@@ -1,7 +1,9 @@
-"""The accuracy gates: how close each precision must stay to the original model.
+"""The accuracy gates of face recognition: how close each precision must stay to the original model.
 
-One table for the converter's validation, `facezoo check`, the registry's defaults and the help
-texts. A converted artifact passes when, on the same faces as the original model,
+One table for the converter's validation, `facezoo check`, the INT8/BF16 gate, the registry's
+defaults and the help texts; the recognition task (facezoo.tasks.recognition) applies it, and a
+task with other outputs keeps its own table in its module. A converted artifact passes when, on
+the same faces as the original model,
 
 - every embedding's cosine to the original's is at least ``min_cosine``;
 - the largest absolute difference, over the original's largest |value|, is at most

@@ -352,3 +352,10 @@ def test_the_suite_report_shows_the_bf16_gate_a_real_build_recorded(lightcnn):
     assert "not built" not in row
     assert f"{verdict['min_cosine']:.5f}" in row
     assert ("| gate |" in row) == verdict["passed"] == ("BF16" in done.published)
+    if BF16 in done.published:  # the conversion's own path: its card is written as convert writes it
+        from facezoo.modelcard import read_card
+
+        card = read_card(converted / "lightcnn" / BF16)
+        assert card.derived_from == "FP32" and card.task == "face_recognition" and card.inference_precision_hint == "bf16"
+        assert card.validation and {r["precision"] for r in card.validation} == {BF16}
+        assert card.bf16_gate["passed"] is True

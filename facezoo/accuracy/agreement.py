@@ -49,6 +49,7 @@ from facezoo.sources import open_source, source_paths, thresholds_for
 from facezoo.tasks import DEFAULT_TASK, Outputs, Samples, Task, task_for, task_named
 from facezoo.tasks.recognition import DEFAULT_SAMPLES, THRESHOLD_FROM_REGISTRY, THRESHOLD_FROM_SEPARATION
 from facezoo.validation import ArtifactCheck, failed_check, validate_artifact
+from facezoo.validation.table import checks_table
 
 
 
@@ -261,8 +262,6 @@ def check_models(
 
 def show_agreement(reports: list[AgreementReport], console=None) -> None:
     """Print the agreement table, one per task (and why anything failed)."""
-    from rich.table import Table
-
     if console is None:
         from rich.console import Console
 
@@ -272,21 +271,9 @@ def show_agreement(reports: list[AgreementReport], console=None) -> None:
     if weights and weights != {"published"}:
         note = f" — weights: {', '.join(sorted(weights))} (not a statement about the published models)"
     for task_name in dict.fromkeys(r.task for r in reports):
-        columns = task_named(task_name).check_columns
-        table = Table(title=f"agreement: converted artifacts against the original model{note}")
-        for heading in ("model", "format", "precision", "backend"):
-            table.add_column(heading)
-        for column in columns:
-            table.add_column(column.heading, justify="right")
-        table.add_column("ok")
-        for report in (r for r in reports if r.task == task_name):
-            if report.error or not report.results:
-                table.add_row(report.model, *["-"] * (len(columns) + 3), "[red]FAIL[/]")
-            for r in report.results:
-                record = r.as_dict()
-                table.add_row(report.model, r.format, r.precision, r.backend, *(c.render(record) for c in columns),
-                              "[green]pass[/]" if r.passed else "[red]FAIL[/]")
-        console.print(table)
+        rows = [(r.model, r.results, bool(r.error or not r.results)) for r in reports if r.task == task_name]
+        console.print(checks_table(f"agreement: converted artifacts against the original model{note}",
+                                   task_named(task_name).check_columns, rows))
     for report in reports:
         if report.samples and report.decision_threshold is not None:
             console.print(

@@ -10,7 +10,6 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from facezoo.cli.common import (
     ZooOption,
@@ -170,24 +169,12 @@ def _status(result: ConversionResult) -> str:
 def show_results(results: list[ConversionResult]) -> None:
     """One table per task of the models converted, with the task's own columns."""
     from facezoo.tasks import task_named
+    from facezoo.validation.table import checks_table
 
     for task_name in dict.fromkeys(r.task for r in results):
-        columns = task_named(task_name).convert_columns
-        table = Table(title="conversion: converted artifacts against the original network")
-        for heading in ("model", "format", "precision", "backend"):
-            table.add_column(heading)
-        for column in columns:
-            table.add_column(column.heading, justify="right")
-        table.add_column("ok")
-        for result in (r for r in results if r.task == task_name):
-            if not result.checks:
-                table.add_row(result.model, "-", "-", "-", *["-"] * len(columns), "[red]error[/]")
-            for check in result.checks:
-                record = check.as_dict()
-                table.add_row(result.model, check.format, check.precision, check.backend,
-                              *(column.render(record) for column in columns),
-                              "[green]yes[/]" if check.passed else "[red]NO[/]")
-        console.print(table)
+        rows = [(r.model, r.checks, not r.checks) for r in results if r.task == task_name]
+        console.print(checks_table("conversion: converted artifacts against the original network",
+                                   task_named(task_name).convert_columns, rows, ("[green]yes[/]", "[red]NO[/]")))
     for result in results:
         for note in result.notes:
             console.print(f"{result.model}: {note}", highlight=False, soft_wrap=True)

@@ -21,7 +21,7 @@ _EXPORTS = {
                     "tuning_set"),
     "errors": ("QuantizationError",),
     "folders": ("INT8_FORMATS", "Int8Result", "quantize_folder", "write_bf16"),
-    "gate": ("Gate", "Judge", "reference_gate"),
+    "gate": ("Judge", "reference_gate"),
     "ladder": ("STEPS", "Candidate", "LadderOptions", "LadderResult", "run_ladder"),
     "mindir": ("MINDIR_INT8_REASON", "MINDIR_INT8_SUPPORTED"),
     "precisions": ("BF16", "INT8", "QUANTIZED_PRECISIONS", "RUNTIME_CONFIG", "card_fields_for", "runtime_config_for"),

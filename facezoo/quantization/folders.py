@@ -12,7 +12,7 @@ from typing import Callable
 
 from facezoo.quantization.calibration import CalibrationSet, TuningSet
 from facezoo.quantization.errors import QuantizationError
-from facezoo.quantization.gate import Gate
+from facezoo.quantization.gate import Judge
 from facezoo.quantization.ladder import LadderOptions, LadderResult, run_ladder
 from facezoo.quantization.mindir import MINDIR_INT8_REASON
 from facezoo.quantization.precisions import BF16, INT8
@@ -57,7 +57,7 @@ def quantize_folder(
     int8_folder: Path,
     calibration: CalibrationSet,
     tuning: TuningSet,
-    gate: Gate,
+    gate: Judge,
     formats: tuple[str, ...] = INT8_FORMATS,
     options: LadderOptions = LadderOptions(),
     step: Callable[[str], None] = lambda _: None,

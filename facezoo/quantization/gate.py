@@ -9,7 +9,7 @@ decision over the pairs of faces may flip), and return the worst backend's recor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -52,9 +52,6 @@ class Judge:
         return worst
 
 
-Gate = Callable[[Path], ArtifactCheck]
-
-
 def reference_gate(inputs: np.ndarray, reference: Outputs, *, task: Task, min_cosine: float, rule: DecisionRule,
                    precision: str = "INT8", backends: dict[str, Sequence[str]] | None = None) -> Judge:
     """A gate: the candidate on every backend that runs its format, against the original.
@@ -68,4 +65,4 @@ def reference_gate(inputs: np.ndarray, reference: Outputs, *, task: Task, min_co
                  precision=precision, backends=backends)
 
 
-__all__ = ["Gate", "Judge", "reference_gate"]
+__all__ = ["Judge", "reference_gate"]

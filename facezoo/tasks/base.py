@@ -7,6 +7,7 @@ which task a model has: they call its :class:`Task` through :func:`facezoo.tasks
 
 from __future__ import annotations
 
+import abc
 import math
 import string
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class TensorDecl:
     dtype: str = "float32"
     attributes: dict = field(default_factory=dict)  # what else a reader needs (recognition: l2_normalized)
 
+    @abc.abstractmethod
     def as_dict(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, **self.attributes}
 
@@ -41,6 +43,7 @@ class Samples:
     real: int
 
     @property
+    @abc.abstractmethod
     def synthetic(self) -> int:
         return len(self.images) - self.real
 
@@ -64,6 +67,7 @@ class Comparison:
     reasons: list[str]
 
     @property
+    @abc.abstractmethod
     def passed(self) -> bool:
         return not self.reasons
 
@@ -76,6 +80,7 @@ class Column:
     heading: str
     template: str
 
+    @abc.abstractmethod
     def render(self, record: dict) -> str:
         fields = [name for _, name, _, _ in string.Formatter().parse(self.template) if name]
         values = [record.get(name) for name in fields]
@@ -84,8 +89,9 @@ class Column:
         return self.template.format(**record)
 
 
-class Task:
-    """The interface of a task; :mod:`facezoo.tasks.recognition` is the reference implementation."""
+class Task(abc.ABC):
+    """The interface of a task; :mod:`facezoo.tasks.recognition` is the reference implementation.
+    A task that leaves a method out cannot be instantiated."""
 
     name: ClassVar[str]
     #: KServe/Triton outputs are the declared ones; these are the task's own routes on `facezoo serve`
@@ -94,44 +100,44 @@ class Task:
     convert_columns: ClassVar[tuple[Column, ...]] = ()  # `facezoo convert`'s table
     check_columns: ClassVar[tuple[Column, ...]] = ()  # `facezoo check`'s table
 
+    @abc.abstractmethod
     def outputs(self, spec) -> tuple[TensorDecl, ...]:
         """The converted contract's outputs of a registry entry."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def probe_images(self, spec) -> np.ndarray:
         """The inputs every converted artifact is validated on while it is converted."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def samples(self, size: tuple[int, int], images_dir: Path | None, count: int) -> Samples:
         """The inputs `facezoo check` and the quantization gate judge on."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def decision_rule(self, spec, reference: Outputs, samples: Samples, allowed_flips: int = 0,
                       from_registry: bool = True) -> DecisionRule:
         """The decision users take from the outputs, at the entry's threshold (``from_registry``) or
         at the one the original's own outputs on ``samples`` suggest."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def gate(self, precision: str, overrides: dict | None = None):
         """The precision's bounds, with the entry's (or the user's) own where given."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def compare(self, reference: Outputs, outputs: Outputs, singles: Outputs, gate, rule: DecisionRule | None) -> Comparison:
         """``outputs`` of a batch against the original's, ``singles`` (its first rows run one at a
         time) against that batch, and the rule's decisions, by the gate's bounds."""
-        raise NotImplementedError
 
-    def unmeasured(self, gate, rule: DecisionRule | None, samples: int) -> Comparison:
-        """The comparison of an artifact that could not be made, loaded or run."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def unmeasured(self, gate, rule: DecisionRule | None, samples: int, reason: str = "") -> Comparison:
+        """The comparison of an artifact that could not be made, loaded or run (``reason``: why)."""
 
+    @abc.abstractmethod
     def rank(self, metrics: dict, passed: bool) -> tuple:
         """Orders candidates that were judged: higher is better (the INT8 ladder keeps the best)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def wrapper(self, model, **options):
         """The object users call on a loaded model (recognition: an Embedder)."""
-        raise NotImplementedError
 
 
 __all__ = ["Column", "Comparison", "DecisionRule", "Outputs", "Samples", "Task", "TensorDecl"]
