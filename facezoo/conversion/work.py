@@ -13,14 +13,14 @@ from typing import Callable
 import numpy as np
 
 from facezoo.atomic import replace_tree
+from facezoo.conversion.request import QuantizationSettings
 from facezoo.formats import BACKENDS_FOR_FORMAT
 from facezoo.modelcard import new_card, write_card
 from facezoo.preprocessing import to_model_input
 from facezoo.registry import ModelSpec
+from facezoo.sources import thresholds_for
 from facezoo.tasks import Outputs, Task, task_for
 from facezoo.validation import ArtifactCheck, failed_check, validate_artifact
-from facezoo.conversion.request import QuantizationSettings
-from facezoo.sources import thresholds_for
 
 
 @dataclass
