@@ -27,6 +27,8 @@ PACKAGED_ZOO = Path(__file__).with_name("model_zoo.yml")
 ZOO_ENV = "FACEZOO_ZOO"
 
 CHANNEL_ORDERS = ("RGB", "BGR", "GRAY")
+#: Archives the downloader unpacks (facezoo.downloader.unpack, by the same rules for each).
+ARCHIVE_KINDS = ("zip", "tar", "tar.gz")
 LAYOUTS = ("NCHW", "NHWC")
 #: Every precision facezoo converts to (one per accuracy gate); FP32/FP16 by default, INT8 and BF16
 #: (made from the FP32 artifacts, see facezoo.quantization) when asked for.
@@ -44,7 +46,7 @@ class ModelFile:
     sha256: str | None = None  # None only for files a user supplies by hand (no sources)
     size: int | None = None
     sources: list[str] = field(default_factory=list)
-    unpack: str | None = None  # "zip": extract into the model folder after verification
+    unpack: str | None = None  # one of ARCHIVE_KINDS: extract into the model folder after verification
     members: list[str] = field(default_factory=list)  # paths an archive must yield
 
     def validate(self) -> list[tuple[str, str]]:
@@ -58,8 +60,8 @@ class ModelFile:
             problems.append(("name", "must be a plain file name, without folders"))
         if self.size is not None and self.size < 0:
             problems.append(("size", "must not be negative"))
-        if self.unpack not in (None, "zip"):
-            problems.append(("unpack", "only 'zip' is supported"))
+        if self.unpack is not None and self.unpack not in ARCHIVE_KINDS:
+            problems.append(("unpack", f"expected one of {', '.join(ARCHIVE_KINDS)}"))
         return problems
 
 

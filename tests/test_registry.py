@@ -68,7 +68,7 @@ def _arcface(data):
         (lambda d: _arcface(d).pop("license"), "license", "required key is missing"),
         (lambda d: _arcface(d)["input"].pop("shape"), "input.shape", "required key is missing"),
         (lambda d: _arcface(d)["input"].update(channel_order="RGBA"), "input.channel_order", "expected one of"),
-        (lambda d: _arcface(d)["files"][0].update(unpack="tar"), "files[0].unpack", "only 'zip'"),
+        (lambda d: _arcface(d)["files"][0].update(unpack="rar"), "files[0].unpack", "expected one of zip, tar, tar.gz"),
         (lambda d: _arcface(d)["conversion"].update(checkpoint="other.ckpt"), "conversion.checkpoint", "must name"),
         (lambda d: _arcface(d).update(check_thresholds={"FP8": 0.9}), "check_thresholds.FP8", "unknown precision"),
         (lambda d: _arcface(d).update(check_thresholds={"FP16": 1.5}), "check_thresholds.FP16", "a cosine threshold must lie in (0, 1]"),

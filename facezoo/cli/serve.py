@@ -40,6 +40,18 @@ def serve(
     max_queue: Annotated[int, typer.Option("--max-queue", help="Images queued or running before 503.")] = 1024,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Seconds before a waiting request gets 503.")] = 30.0,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="Largest request body (413 above).")] = 64.0,
+    read_timeout_s: Annotated[
+        float, typer.Option("--read-timeout-s", help="Headers, and each piece of a body, must arrive within this (408).")
+    ] = 30.0,
+    max_pending_mb: Annotated[
+        float, typer.Option("--max-pending-mb", help="Bytes of request bodies held at once, over all clients (503).")
+    ] = 256.0,
+    max_connections: Annotated[
+        int, typer.Option("--max-connections", help="Open connections; one more is answered 503 and closed.")
+    ] = 512,
+    max_image_pixels: Annotated[
+        int, typer.Option("--max-image-pixels", help="Width × height an image may declare, checked before decoding (413).")
+    ] = 40_000_000,
     threshold: Annotated[
         Optional[float],
         typer.Option("--threshold", help="Cosine for /verify decisions (default: the registry's, if any)."),
@@ -59,11 +71,16 @@ def serve(
     check_positive(max_delay_ms, "--max-delay-ms", 0)
     check_positive(timeout_s, "--timeout-s", 0.001)
     check_positive(max_body_mb, "--max-body-mb", 0.001)
+    check_positive(read_timeout_s, "--read-timeout-s", 0.001)
+    check_positive(max_pending_mb, "--max-pending-mb", 0.001)
+    check_positive(max_connections, "--max-connections")
+    check_positive(max_image_pixels, "--max-image-pixels")
     if threshold is not None and not -1.0 <= threshold <= 1.0:
         raise FacezooError(f"--threshold: {threshold:g} is not a cosine in [-1, 1]")
     fmt, precision = check_format(fmt), check_precision(precision)
     config = ServeConfig(host, port, BatchingOptions(max_batch, max_delay_ms / 1e3, max_queue), timeout_s,
-                         int(max_body_mb * 2**20))
+                         int(max_body_mb * 2**20), read_timeout_s, int(max_pending_mb * 2**20), max_connections,
+                         max_image_pixels)
     registry = open_zoo(zoo)
     metrics = Metrics()
     served: dict = {}
@@ -87,5 +104,5 @@ def serve(
     url = url_of(sock)
     console.print(f"serving {', '.join(served)} at {url}  (KServe v2: {url}/v2/models/NAME/infer; "
                   f"faces: {url}/v1/models/NAME/embed and /verify; metrics: {url}/metrics)", highlight=False)
-    run_server(app, sock, drain_s=timeout_s + 5.0)
+    run_server(app, sock, drain_s=timeout_s + 5.0, read_timeout_s=read_timeout_s, max_connections=max_connections)
     console.print("stopped: requests in flight were answered", highlight=False)

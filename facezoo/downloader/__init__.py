@@ -14,7 +14,7 @@ from facezoo.downloader.engine import DEFAULT_TIMEOUT, download_models, import_f
 from facezoo.downloader.progress import JsonReporter, NullReporter, Reporter, RichReporter, make_reporter
 from facezoo.downloader.results import DownloadSummary, FileResult, Status
 from facezoo.downloader.sources import MIRROR_ENV, mirrors_from_env, split_mirror_list
-from facezoo.downloader.unpack import extract_zip
+from facezoo.downloader.unpack import extract_tar, extract_zip
 from facezoo.downloader.verify import sha256_file
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Status",
     "default_cache_dir",
     "download_models",
+    "extract_tar",
     "extract_zip",
     "import_file",
     "make_reporter",

@@ -19,7 +19,7 @@ from facezoo.downloader.results import DownloadSummary, FileResult
 from facezoo.downloader.sources import Candidate, candidates
 from facezoo.downloader.staging import StagedFile
 from facezoo.downloader.transfer import Listener, Settings, SourceFailed, fetch, make_client
-from facezoo.downloader.unpack import extract_zip
+from facezoo.downloader.unpack import unpack
 from facezoo.downloader.verify import mismatch
 from facezoo.errors import DownloadError, FacezooError
 from facezoo.registry import ModelFile, ModelSpec
@@ -125,7 +125,7 @@ def import_file(
             _store(cache, dest, sha256)
         if model_file.sha256 is None:
             cache.remember(spec.name, model_file.name, sha256)
-    unpacked = tuple(extract_zip(dest, folder, model_file.members)) if model_file.unpack == "zip" else ()
+    unpacked = tuple(unpack(model_file.unpack, dest, folder, model_file.members)) if model_file.unpack else ()
     return FileResult(spec.name, model_file.name, dest, "imported", size, None, str(source), sha256, unpacked)
 
 
@@ -208,8 +208,8 @@ def _download_file(run: _Run, spec: ModelSpec, model_file: ModelFile, get_client
                 result = FileResult(spec.name, model_file.name, dest, "cached", size, None, str(hit), sha256)
         if result is None:
             result = _fetch_from_sources(run, spec, model_file, dest, get_client)
-    if result.ok and model_file.unpack == "zip":
-        members = extract_zip(dest, folder, model_file.members)
+    if result.ok and model_file.unpack:
+        members = unpack(model_file.unpack, dest, folder, model_file.members)
         result = dataclasses.replace(result, unpacked=tuple(members))
     return result
 

@@ -20,12 +20,14 @@ from facezoo.errors import FacezooError
 from facezoo.serving.config import ServeConfig
 from facezoo.serving.errors import ModelNotServed, ServingError
 from facezoo.serving.kserve import HEADER_LENGTH, decompress, encode_infer_response, parse_infer_request
+from facezoo.serving.limits import Budget
 from facezoo.serving.metrics import Metrics
 from facezoo.serving.middleware import BodyLimit, RequestMetrics
 from facezoo.serving.models import ServedModel
 from facezoo.serving.routes import ROUTES
 
 INLINE_JSON_BYTES = 64 << 10  # larger JSON bodies are parsed off the event loop
+READ = ["GET", "HEAD"]  # every GET route answers HEAD too (headers, no body)
 
 
 def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Metrics | None = None) -> FastAPI:
@@ -48,7 +50,8 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
 
     app = FastAPI(title="facezoo", version=facezoo.__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes, read_timeout_s=config.read_timeout_s,
+                       budget=Budget(config.max_pending_bytes))
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: also counts 413s
     _add_error_handlers(app)
 
@@ -63,15 +66,15 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
                                  f"{', '.join('/' + r for r in served.routes) or 'none'} and /v2/models/{name}/infer")
         return served
 
-    @app.get("/v2")
+    @app.api_route("/v2", methods=READ)
     async def server_metadata():
         return {"name": "facezoo", "version": facezoo.__version__, "extensions": ["binary_tensor_data"]}
 
-    @app.get("/v2/health/live")
+    @app.api_route("/v2/health/live", methods=READ)
     async def live():
         return {"live": True}
 
-    @app.get("/v2/health/ready")
+    @app.api_route("/v2/health/ready", methods=READ)
     async def ready():
         return JSONResponse({"ready": state["ready"]}, status_code=200 if state["ready"] else 503)
 
@@ -86,7 +89,8 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
         served = lookup(name, version)
         body = decompress(await request.body(), request.headers.get("content-encoding"), config.max_body_bytes)
         header_length = request.headers.get(HEADER_LENGTH)
-        parse = partial(parse_infer_request, body, header_length, [served.input], served.outputs)
+        parse = partial(parse_infer_request, body, header_length, [served.input], served.outputs,
+                        config.batching.max_queue)
         inline = header_length is not None or len(body) <= INLINE_JSON_BYTES
         decoded = parse() if inline else await run_in_threadpool(parse)
         rows = await served.infer(served.model.prepare(decoded.inputs[served.input.name]), config.timeout_s)
@@ -100,11 +104,11 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
         return Response(payload, media_type="application/octet-stream", headers={HEADER_LENGTH: str(json_length)})
 
     for prefix in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
-        app.add_api_route(prefix, model_metadata, methods=["GET"])
-        app.add_api_route(f"{prefix}/ready", model_ready, methods=["GET"])
+        app.add_api_route(prefix, model_metadata, methods=READ)
+        app.add_api_route(f"{prefix}/ready", model_ready, methods=READ)
         app.add_api_route(f"{prefix}/infer", infer, methods=["POST"])
 
-    @app.get("/v1/models")
+    @app.api_route("/v1/models", methods=READ)
     async def list_models():
         return {"models": [{**served.metadata(), "threshold": served.threshold} for served in models.values()]}
 
@@ -117,7 +121,7 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
     for route in ROUTES:  # one template each: /metrics counts every route on its own
         app.add_api_route(f"/v1/models/{{name}}/{route}", task_route(route), methods=["POST"])
 
-    @app.get("/metrics")
+    @app.api_route("/metrics", methods=READ)
     async def prometheus():
         return Response(metrics.render(), media_type=metrics.content_type)
 
@@ -131,7 +135,8 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
 
 def _add_error_handlers(app: FastAPI) -> None:
     async def serving_error(_request, exc: ServingError):
-        return _error(exc.status, str(exc), {"Retry-After": "1"} if exc.status == 503 else None)
+        headers = {"Retry-After": "1"} if exc.status == 503 else {"Connection": "close"} if exc.status >= 500 else None
+        return _error(exc.status, str(exc), headers)
 
     async def facezoo_error(_request, exc: FacezooError):
         return _error(400, str(exc))
@@ -145,7 +150,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(400, f"{where or 'request'}: {first.get('msg', 'invalid')}")
 
     async def internal_error(_request, exc: Exception):
-        return _error(500, f"internal error: {type(exc).__name__}: {exc}")
+        # Starlette re-raises after this answer and the server then drops the connection: say so.
+        return _error(500, f"internal error: {type(exc).__name__}: {exc}", {"Connection": "close"})
 
     app.add_exception_handler(Exception, internal_error)
     app.add_exception_handler(ServingError, serving_error)

@@ -20,7 +20,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from facezoo.serving.errors import Unavailable
+from facezoo.serving.errors import PayloadTooLarge, Unavailable
 
 
 class Lane(Protocol):
@@ -111,7 +111,10 @@ class DynamicBatcher:
         with self._lock:
             if self._closing:
                 raise Unavailable(f"model {self.name!r} is shutting down")
-            if self._admitted and self._admitted + count > self.options.max_queue:
+            if count > self.options.max_queue:
+                raise PayloadTooLarge(f"images: {count} in one request, more than model {self.name!r} admits at once "
+                                      f"(--max-queue {self.options.max_queue})")
+            if self._admitted + count > self.options.max_queue:
                 raise Unavailable(f"model {self.name!r} is overloaded: {self._admitted} images queued or running "
                                   f"(--max-queue {self.options.max_queue}); retry later")
             ticket = _Ticket(images, future, time.monotonic())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from facezoo.serving.batcher import BatchingOptions
+from facezoo.serving.faces import DEFAULT_MAX_IMAGE_PIXELS
 
 
 @dataclass
@@ -16,3 +17,7 @@ class ServeConfig:
     batching: BatchingOptions = field(default_factory=BatchingOptions)
     timeout_s: float = 30.0  # a request not answered by then gets 503
     max_body_bytes: int = 64 << 20
+    read_timeout_s: float = 30.0  # the headers, and each piece of a body, must arrive within this (408)
+    max_pending_bytes: int = 256 << 20  # bodies being read or parsed, over all connections (503 above)
+    max_connections: int = 512  # open connections; a new one over it is answered 503 and closed
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # declared width × height of one image (413 above)

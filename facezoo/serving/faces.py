@@ -1,13 +1,15 @@
 """The face endpoints' input: multipart images (and landmarks) into the model's prepared batch.
 
-Images are decoded with OpenCV (BGR) and go through the Embedder's checks: without landmarks
+Each image's declared size is read from its header first (at most ``--max-image-pixels``), then
+it is decoded with OpenCV (BGR), at most DECODE_SLOTS at once in the whole server, so that memory
+per request and in all is bounded; then it goes through the Embedder's checks: without landmarks
 only aligned crops of the model's size pass (the raw-photo guard), with landmarks each face is
-aligned first. Every refusal is a BadRequest naming the form field.
+aligned first. Every refusal is a 4xx naming the form field.
 """
 
 from __future__ import annotations
 
-import json
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -16,8 +18,13 @@ from starlette.datastructures import UploadFile
 
 from facezoo.errors import FacezooError
 from facezoo.serving.errors import BadRequest
+from facezoo.serving.limits import check_image_size, strict_json
 
 MAX_FILES = 256
+MAX_LANDMARKS_BYTES = 64 << 10  # 256 images × 5 points, written out generously
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # about 40 MP: a 7000×5700 photo; decoded BGR it takes 120 MB
+DECODE_SLOTS = 2  # images decoded at once, over all requests: the peak is this many of the largest
+_DECODING = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 @dataclass
@@ -43,12 +50,17 @@ def read_landmarks(form, count: int) -> np.ndarray | None:
         return None
     if isinstance(raw, UploadFile):
         raise BadRequest("landmarks: expected a JSON text field, got a file")
+    if len(raw) > MAX_LANDMARKS_BYTES:
+        raise BadRequest(f"landmarks: {len(raw)} characters, more than the {MAX_LANDMARKS_BYTES} 5×2 points need")
+    document = strict_json(raw, "landmarks", max_depth=3)
     try:
-        points = np.asarray(json.loads(raw), dtype=np.float64)
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        points = np.asarray(document, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BadRequest(f"landmarks: expected JSON, a list of 5×2 points per image: {exc}") from None
     if points.shape != (count, 5, 2):
         raise BadRequest(f"landmarks: expected shape ({count}, 5, 2), one 5×2 list per image, got {points.shape}")
+    if not np.isfinite(points).all():
+        raise BadRequest("landmarks: every coordinate must be a finite number")
     return points
 
 
@@ -65,25 +77,34 @@ def read_threshold(form, query: str | None) -> float | None:
     return value
 
 
-def decode_image(data: bytes, label: str) -> np.ndarray:
+def decode_image(data: bytes, label: str, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """BGR pixels of an upload whose header declares at most ``max_pixels`` (checked before decoding)."""
     if not data:
         raise BadRequest(f"{label}: empty file")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    check_image_size(data, label, max_pixels)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
         raise BadRequest(f"{label}: cannot decode the image (not a format OpenCV reads, or corrupt)")
     return image
 
 
-def prepare_faces(embedder, blobs: list[tuple[str, bytes]], landmarks: np.ndarray | None) -> FaceInput:
-    """Decode each image, align or check it, and stack the model's input batch (runs off the event loop)."""
+def prepare_faces(embedder, blobs: list[tuple[str, bytes]], landmarks: np.ndarray | None,
+                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> FaceInput:
+    """Decode each image, align or check it, and stack the model's input batch (runs off the event
+    loop). One image is decoded at a time, and each becomes its small crop before the next."""
     crops, labels = [], []
     for index, (label, data) in enumerate(blobs):
-        image = decode_image(data, label)
-        try:
-            crop = embedder.prepare([image], None if landmarks is None else landmarks[index:index + 1])
-        except FacezooError as exc:
-            message = str(exc).removeprefix("image 0: ")
-            raise BadRequest(f"{label}: {message}") from None
+        with _DECODING:
+            image = decode_image(data, label, max_pixels)
+            try:
+                crop = embedder.prepare([image], None if landmarks is None else landmarks[index:index + 1])
+            except FacezooError as exc:
+                message = str(exc).removeprefix("image 0: ")
+                raise BadRequest(f"{label}: {message}") from None
+            del image
         crops.append(crop)
         labels.append(label)
     return FaceInput(embedder.model.prepare(np.concatenate(crops)), labels)

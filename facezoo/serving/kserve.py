@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facezoo.serving.errors import BadRequest, PayloadTooLarge
+from facezoo.serving.errors import BadRequest, PayloadTooLarge, ServingError
+from facezoo.serving.limits import element_count, require_finite, strict_json
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 #: KServe v2 datatypes and their little-endian numpy types (BYTES is not a numeric tensor).
@@ -68,13 +69,16 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def parse_infer_request(body: bytes, header_length: str | None, model: list[TensorSpecV2], outputs: list[TensorSpecV2]) -> InferRequestV2:
-    """Decode and check an infer request against the model's inputs and outputs."""
+def parse_infer_request(body: bytes, header_length: str | None, model: list[TensorSpecV2], outputs: list[TensorSpecV2],
+                        max_rows: int | None = None) -> InferRequestV2:
+    """Decode and check an infer request against the model's inputs and outputs.
+
+    Every number a client sends is checked before an array is made: the JSON's depth, each
+    shape's element count (in Python integers, against the model's shape, the bytes the body
+    holds and ``max_rows``, the most rows a request may bring), and the values (finite).
+    """
     json_part, binary = _split(body, header_length)
-    try:
-        document = json.loads(json_part)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"body: not valid JSON: {exc}") from None
+    document = strict_json(json_part, "body")
     if not isinstance(document, dict):
         raise BadRequest("body: expected a JSON object with an 'inputs' list")
     request_id = document.get("id")
@@ -101,7 +105,7 @@ def parse_infer_request(body: bytes, header_length: str | None, model: list[Tens
             raise BadRequest(f"{where}.name: unknown input {name!r}; the model takes {', '.join(map(repr, expected))}")
         if name in arrays:
             raise BadRequest(f"{where}.name: input {name!r} is given twice")
-        array, used = _tensor(raw, where, expected[name], binary, offset)
+        array, used = _tensor(raw, where, expected[name], binary, offset, len(json_part), max_rows)
         offset += used
         arrays[name] = array
     if offset != len(binary):
@@ -120,6 +124,8 @@ def encode_infer_response(model_name: str, request_id: str | None, results: list
         document["id"] = request_id
     tensors, blobs = [], []
     for spec, array, binary in results:
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ServingError(f"model {model_name!r} gave non-finite values in output {spec.name!r} for finite inputs")
         tensor = {"name": spec.name, "datatype": spec.datatype, "shape": list(array.shape)}
         if binary:
             data = np.ascontiguousarray(array, dtype=NUMPY_FOR_DATATYPE[spec.datatype]).tobytes()
@@ -129,7 +135,7 @@ def encode_infer_response(model_name: str, request_id: str | None, results: list
             tensor["data"] = array.ravel().tolist()
         tensors.append(tensor)
     document["outputs"] = tensors
-    header = json.dumps(document, separators=(",", ":")).encode()
+    header = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
     if not blobs:
         return header, None
     return b"".join([header, *blobs]), len(header)
@@ -155,7 +161,8 @@ def _object(value, where: str) -> dict:
     return value
 
 
-def _tensor(raw: dict, where: str, spec: TensorSpecV2, binary: bytes, offset: int) -> tuple[np.ndarray, int]:
+def _tensor(raw: dict, where: str, spec: TensorSpecV2, binary: bytes, offset: int, json_bytes: int,
+            max_rows: int | None) -> tuple[np.ndarray, int]:
     """One input as an array of the model's shape; returns it and the binary bytes it used."""
     datatype = raw.get("datatype")
     if datatype not in KNOWN_DATATYPES:
@@ -166,7 +173,10 @@ def _tensor(raw: dict, where: str, spec: TensorSpecV2, binary: bytes, offset: in
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise BadRequest(f"{where}.shape: expected a list of integers, got {shape!r}")
     _check_shape(shape, spec, where)
-    count = int(np.prod(shape))
+    if max_rows is not None and shape[0] > max_rows:
+        raise PayloadTooLarge(f"{where}.shape: {shape[0]} rows in one request, more than the server admits at once "
+                              f"(--max-queue {max_rows})")
+    count = element_count(shape)
     dtype = NUMPY_FOR_DATATYPE[datatype]
     parameters = _object(raw.get("parameters"), f"{where}.parameters")
     size = parameters.get("binary_data_size")
@@ -182,15 +192,21 @@ def _tensor(raw: dict, where: str, spec: TensorSpecV2, binary: bytes, offset: in
             raise BadRequest(f"{where}.parameters.binary_data_size: {size} bytes, but only {len(binary) - offset} "
                              "bytes of binary data are left in the body")
         array = np.frombuffer(binary, dtype=dtype, count=count, offset=offset).reshape(shape)
-        return array.astype(dtype.newbyteorder("="), copy=False), size
+        array = array.astype(dtype.newbyteorder("="), copy=False)
+        require_finite(array, f"{where} (binary data)")
+        return array, size
     if "data" not in raw:
         raise BadRequest(f"{where}.data: missing (give 'data', or binary data with parameters.binary_data_size)")
+    if count > json_bytes // 2:  # a JSON number and its comma take at least two bytes
+        raise BadRequest(f"{where}.shape: {shape} takes {count} values, more than a JSON body of {json_bytes} bytes "
+                         "can hold")
     try:
         array = np.asarray(raw["data"], dtype=dtype)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BadRequest(f"{where}.data: expected {datatype} numbers: {exc}") from None
     if array.size != count:
         raise BadRequest(f"{where}.data: {array.size} values, but shape {shape} takes {count}")
+    require_finite(array, f"{where}.data")
     return array.reshape(shape), 0
 
 

@@ -29,7 +29,7 @@ async def embed(served: ServedModel, request: Request, config: ServeConfig) -> d
             raise BadRequest("images: no image files; send multipart/form-data with one or more 'images' files")
         landmarks = read_landmarks(form, len(files))
         blobs = await read_blobs([(f"images[{i}]", f) for i, f in enumerate(files)])
-    faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks)
+    faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks, config.max_image_pixels)
     embeddings = l2_normalize(served.wrapper.pick(await served.infer(faces.batch, config.timeout_s)))
     return {"model": served.name, "dimension": int(embeddings.shape[1]), "embeddings": embeddings.tolist()}
 
@@ -52,7 +52,7 @@ async def verify(served: ServedModel, request: Request, config: ServeConfig) -> 
                              "give one: ?threshold=0.36 or a 'threshold' form field")
         landmarks = read_landmarks(form, 2)
         blobs = await read_blobs(files)
-    faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks)
+    faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks, config.max_image_pixels)
     first, second = l2_normalize(served.wrapper.pick(await served.infer(faces.batch, config.timeout_s)))
     cosine = float(np.dot(first.astype(np.float64), second.astype(np.float64)))
     return {"model": served.name, "cosine": cosine, "threshold": threshold, "threshold_source": source,

@@ -1,7 +1,8 @@
 """Run the app under uvicorn on a socket bound first, so that `--port 0` can say its port.
 
-SIGTERM (or Ctrl-C) stops accepting connections, lets the requests in flight finish (at most
-`drain_s`), then the lifespan closes the batchers and models, and the process exits 0.
+SIGTERM (or Ctrl-C) stops accepting connections, answers a request still sending its body 503 at
+once, lets the requests in flight finish (at most `drain_s`), then the lifespan closes the
+batchers and models, and the process exits 0.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import socket
 from typing import Callable
 
 import uvicorn
+
+from facezoo.serving.protocol import guarded_protocol
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -33,11 +36,12 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def run_server(app, sock: socket.socket, *, drain_s: float, log_level: str = "info",
-               on_stop: Callable[[], None] | None = None) -> None:
+def run_server(app, sock: socket.socket, *, drain_s: float, read_timeout_s: float = 30.0,
+               max_connections: int = 512, log_level: str = "info", on_stop: Callable[[], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; returns after the drain (SIGTERM does not kill the process)."""
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=drain_s,
-                            lifespan="on", server_header=False)
+                            lifespan="on", server_header=False,
+                            http=guarded_protocol(read_timeout_s, max_connections))
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal it caught once it has shut down; by then the drain is done,
     # so a SIGTERM only ends the process through a normal exit.

@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import sys
+import tarfile
 import urllib.parse
 import zipfile
 from dataclasses import dataclass
@@ -184,8 +185,8 @@ def _build(spec: ModelSpec, out: Path, key: str, writer: Writer, ident: str, ver
                 raise FacezooError(
                     f"stand-in writer {ident} did not write {spec.name}/{model_file.name} (it wrote: {wrote})"
                 )
-            if model_file.unpack == "zip":
-                _check_members(spec, path, model_file.members, ident)
+            if model_file.unpack:
+                _check_members(spec, path, model_file.unpack, model_file.members, ident)
             records[model_file.name] = {"sha256": sha256_file(path), "size": path.stat().st_size}
         stamp = {"key": key, "model": spec.name, "seed": seed, "writer": ident, "version": version, "files": records}
         (work / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
@@ -202,12 +203,13 @@ def _build(spec: ModelSpec, out: Path, key: str, writer: Writer, ident: str, ver
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _check_members(spec: ModelSpec, archive: Path, members: list[str], ident: str) -> None:
+def _check_members(spec: ModelSpec, archive: Path, kind: str, members: list[str], ident: str) -> None:
+    from facezoo.downloader.unpack import member_names
+
     try:
-        with zipfile.ZipFile(archive) as zf:
-            names = set(zf.namelist())
-    except zipfile.BadZipFile:
-        raise FacezooError(f"stand-in writer {ident} wrote {spec.name}/{archive.name}, which is not a zip") from None
+        names = member_names(kind, archive)
+    except (zipfile.BadZipFile, tarfile.TarError, OSError):
+        raise FacezooError(f"stand-in writer {ident} wrote {spec.name}/{archive.name}, which is not a {kind}") from None
     missing = [m for m in members if m not in names]
     if missing:
         raise FacezooError(f"stand-in writer {ident}: {spec.name}/{archive.name} lacks member {missing[0]!r}")
