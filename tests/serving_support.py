@@ -6,14 +6,19 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import httpx
 import numpy as np
+
+from facezoo.faces import synthetic_face
 
 NAME = "mindface-arcface-mobilefacenet"
 URL_LINE = re.compile(r"serving .* at (http://127\.0\.0\.1:\d+)")
@@ -89,3 +94,19 @@ def read_binary_response(response: httpx.Response) -> tuple[dict, np.ndarray]:
     output = header["outputs"][0]
     data = np.frombuffer(response.content[length:length + output["parameters"]["binary_data_size"]], "<f4")
     return header, data.reshape(output["shape"])
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A few-hundred-byte JPEG whose frame header (SOF0) declares width × height pixels."""
+    data = bytearray(cv2.imencode(".jpg", synthetic_face(2, size=(16, 16)))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
