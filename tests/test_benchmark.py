@@ -256,7 +256,7 @@ def test_suite_writes_json_markdown_and_figures(converted_mobilefacenet, tmp_pat
         models=[MFN], results_dir=tmp_path / "results", machine_name="test-machine", seconds=0.05, warmup=0,
         converted_dir=out, light_batch=2, overhead_models=(MFN,), overhead_batches=(1, 2), overhead_rounds=1,
         bf16=True, peak_seconds=0.05, workdir=tmp_path / "work", deploy_clients=(1, 3), deploy_seconds=0.3,
-        ray_sizes=(12, 24),
+        ray_sizes=(12, 24), soak_clients=4, soak_seconds=3.0,
     )
     paths = run_suite(options)
     assert {p.name for p in (tmp_path / "results").iterdir()} == {
@@ -277,9 +277,13 @@ def test_suite_writes_json_markdown_and_figures(converted_mobilefacenet, tmp_pat
     assert all(row["requests"] > 0 and row["errors"] == 0 and row["ratio"] > 0 for row in deployment["serving"])
     assert deployment["ray"]["images"] == [12, 24] and deployment["ray"]["ratio"] > 0
     assert targets["serving"]["met"] in (True, False) and targets["Ray Data"]["met"] in (True, False)
+    soak = deployment["soak"]  # every kind answered as meant, and never a 5xx
+    assert soak["five_xx"] == 0 and soak["unexpected"] == {} and soak["requests"] >= len(soak["statuses"])
+    assert all(sum(statuses.values()) > 0 for statuses in soak["statuses"].values()), soak["statuses"]
+    assert targets["hostile soak"]["met"] in (True, False)
     markdown = paths["markdown"].read_text(encoding="utf-8")
     for heading in ("## Targets", "## Every case", "## Runtime overhead", "## FP16 against FP32", "## GPU",
-                    "## Serving: `facezoo serve`", "## Ray Data: `facezoo embed-dataset`"):
+                    "## Serving: `facezoo serve`", "## Ray Data: `facezoo embed-dataset`", "## Hostile soak"):
         assert heading in markdown
     assert "stand-in" in markdown
     # The report can be written again from the results file alone, identically.

@@ -41,11 +41,14 @@ def suite(
         bool, typer.Option("--deploy/--no-deploy", help="Serving and Ray Data rows (needs the deploy model).")
     ] = True,
     deploy_only: Annotated[
-        bool, typer.Option("--deploy-only", help="Only the serving and Ray rows, into <machine>-deploy.{json,md}.")
+        bool, typer.Option("--deploy-only", help="Only the serving, Ray and soak rows, into <machine>-deploy.{json,md}.")
     ] = False,
     deploy_model: Annotated[str, typer.Option("--deploy-model", help="Model of the serving and Ray rows.")] = (
         "mindface-arcface-mobilefacenet"
     ),
+    soak_seconds: Annotated[
+        float, typer.Option("--soak-seconds", help="The hostile soak against facezoo serve (16 clients); 0: none.")
+    ] = 30.0,
     render: Annotated[
         Optional[Path], typer.Option("--render", help="Only write the report again from this results JSON.")
     ] = None,
@@ -78,6 +81,7 @@ def suite(
         calibration_size=calibration_size,
         deploy=deploy,
         deploy_model=deploy_model,
+        soak_seconds=soak_seconds,
     )
     paths = (run_deployment_only if deploy_only else run_suite)(options, err_console)
     for kind, path in paths.items():

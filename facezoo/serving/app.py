@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from functools import partial
 
+import anyio.to_thread
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +45,9 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
+        # Parsing and image decoding run on worker threads: as many as do useful work on this
+        # machine's cores, not anyio's 40 (each thread holds memory of its own once it has run).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
         yield
         state["ready"] = False  # uvicorn has drained the requests in flight by now
         for served in models.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from facezoo.serving.batcher import BatchingOptions
@@ -21,3 +22,5 @@ class ServeConfig:
     max_pending_bytes: int = 256 << 20  # bodies being read or parsed, over all connections (503 above)
     max_connections: int = 512  # open connections; a new one over it is answered 503 and closed
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS  # declared width × height of one image (413 above)
+    # threads parsing bodies and decoding images at once (the model runs on its own lanes)
+    worker_threads: int = field(default_factory=lambda: max(4, 2 * (os.cpu_count() or 1)))

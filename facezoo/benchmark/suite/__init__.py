@@ -52,6 +52,8 @@ class SuiteOptions:
     deploy_max_batch: int = 32
     deploy_max_delay_ms: float = 5.0
     ray_sizes: tuple[int, ...] = (800, 1600)
+    soak_clients: int = 16  # the hostile soak: good and hostile requests mixed, against facezoo serve
+    soak_seconds: float = 30.0  # measured, after a warm-up of a quarter of it
 
 
 @dataclass

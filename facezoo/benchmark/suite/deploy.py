@@ -97,6 +97,7 @@ class DeploymentSection:
     ray: RayFigure | None = None
     settings: dict = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    soak: object | None = None  # facezoo.benchmark.suite.soak.SoakFigure
 
 
 def in_process_throughput(path: str, batch: int, seconds: float) -> tuple[float, float]:

@@ -9,6 +9,7 @@ from facezoo.atomic import write_bytes_atomic
 from facezoo.benchmark.report import write_json
 from facezoo.benchmark.suite.deploy import RAY_TARGET, SERVING_TARGET, DeploymentSection, ray_figure, serving_rows
 from facezoo.benchmark.suite.ratios import TargetCheck
+from facezoo.benchmark.suite.soak import RSS_GROWTH_LIMIT_MIB, soak_figure
 
 
 def time_deployment(options, converted_dir: Path, console) -> DeploymentSection:
@@ -20,6 +21,7 @@ def time_deployment(options, converted_dir: Path, console) -> DeploymentSection:
         "model": name, "file": str(path), "clients": list(options.deploy_clients), "seconds": options.deploy_seconds,
         "max_batch": options.deploy_max_batch, "max_delay_ms": options.deploy_max_delay_ms,
         "ray_sizes": list(options.ray_sizes), "request": "one image per request, binary KServe v2 (tritonclient's format)",
+        "soak_clients": options.soak_clients, "soak_seconds": options.soak_seconds,
     })
     if not path.is_file():
         section.errors.append(f"{path}: not converted, no serving or Ray rows")
@@ -40,6 +42,14 @@ def time_deployment(options, converted_dir: Path, console) -> DeploymentSection:
         section.ray = ray_figure(lines[0])
     if error:
         section.errors.append(f"ray: {error}")
+    if options.soak_seconds > 0:
+        console.print(f"hostile soak {name}: {options.soak_clients} clients × {options.soak_seconds:g} s", highlight=False)
+        lines, error = run_job({"kind": "soak", "path": str(path), "model": name, "workdir": str(workdir / "soak"),
+                                "clients": options.soak_clients, "seconds": options.soak_seconds}, timeout=900)
+        if lines:
+            section.soak = soak_figure(lines[0])
+        if error:
+            section.errors.append(f"soak: {error}")
     return section
 
 
@@ -73,6 +83,17 @@ def deployment_targets(section: DeploymentSection) -> list[TargetCheck]:
     else:
         checks.append(TargetCheck("Ray Data ≥ 90 % of the in-process Embedder", "not measured", None,
                                   "; ".join(section.errors) or "no Ray row"))
+    soak = section.soak
+    target = (f"hostile soak: no 5xx, every attack refused as meant, server RSS flat (≤ {RSS_GROWTH_LIMIT_MIB:g} MiB "
+              "growth)")
+    if soak is not None:
+        note = "; ".join([f"{soak.five_xx} 5xx"] * bool(soak.five_xx)
+                         + [f"{kind}: {count} unexpected" for kind, count in soak.unexpected.items()]
+                         + [f"RSS grew {soak.rss_growth_mib:.1f} MiB"] * (soak.rss_growth_mib > RSS_GROWTH_LIMIT_MIB))
+        checks.append(TargetCheck(target, f"{soak.requests} requests, {soak.five_xx} 5xx, RSS {soak.rss_start_mib:.0f} → "
+                                  f"{soak.rss_end_mib:.0f} MiB (peak {soak.rss_peak_mib:.0f})", soak.met, note))
+    else:
+        checks.append(TargetCheck(target, "not measured", None, "; ".join(section.errors) or "no soak row"))
     return checks
 
 
@@ -86,6 +107,8 @@ def deployment_document(section: DeploymentSection) -> dict:
         "serving": [{**asdict(row), "ratio": row.ratio, "cpu_ratio": row.cpu_ratio} for row in section.serving],
         "ray": {**asdict(section.ray), "throughput": section.ray.throughput, "marginal": section.ray.marginal,
                 "ratio": section.ray.ratio, "cpu_ratio": section.ray.cpu_ratio} if section.ray else None,
+        "soak": {**asdict(section.soak), "rss_growth_mib": section.soak.rss_growth_mib, "met": section.soak.met}
+        if section.soak else None,
         "errors": section.errors,
     }
 
@@ -93,9 +116,10 @@ def deployment_document(section: DeploymentSection) -> dict:
 def section_from_document(document: dict | None) -> DeploymentSection | None:
     if not document:
         return None
-    ray = document.get("ray")
+    ray, soak = document.get("ray"), document.get("soak")
     return DeploymentSection(serving_rows(document.get("serving", [])), ray_figure(ray) if ray else None,
-                             document.get("settings", {}), document.get("errors", []))
+                             document.get("settings", {}), document.get("errors", []),
+                             soak_figure(soak) if soak else None)
 
 
 def deployment_markdown(section: DeploymentSection) -> list[str]:
@@ -141,9 +165,32 @@ def deployment_markdown(section: DeploymentSection) -> list[str]:
             f"{ray.marginal:.1f} faces/s, {100 * ray.marginal / ray.in_process:.1f} % of in process.",
             "",
         ]
+    parts += _soak_markdown(section)
     for error in section.errors:
         parts += [f"- failed: {error}", ""]
     return parts
+
+
+def _soak_markdown(section: DeploymentSection) -> list[str]:
+    soak = section.soak
+    if soak is None:
+        return []
+    import numpy as np
+
+    shed = np.percentile(soak.shed_ms, [50, 99]) if soak.shed_ms else (0.0, 0.0)
+    return [
+        "## Hostile soak: good and hostile requests mixed, against `facezoo serve`", "",
+        f"{soak.model}, {soak.clients} clients on 127.0.0.1, each one request at a time in turn through every kind "
+        f"below, for {soak.seconds:g} s after a warm-up of the same mix; the server runs with --read-timeout-s 1. "
+        f"{soak.requests} requests; {soak.five_xx} answers 5xx; good requests' p50 {soak.good_p50_ms:.1f} ms.", "",
+        "| kind | answers by status |", "|---|---|",
+        *[f"| {kind} | {', '.join(f'{status}: {count}' for status, count in statuses.items())} |"
+          for kind, statuses in soak.statuses.items()],
+        "",
+        f"Server RSS: {soak.rss_start_mib:.0f} MiB (first quarter) → {soak.rss_end_mib:.0f} MiB (last quarter), "
+        f"{soak.rss_growth_mib:+.1f} MiB; peak {soak.rss_peak_mib:.0f} MiB. A stalled client is shed "
+        f"{shed[0]:.0f} ms (p50) / {shed[1]:.0f} ms (p99) after its last byte.", "",
+    ]
 
 
 def rerender_deployment(json_path: Path) -> dict[str, Path]:

@@ -99,6 +99,10 @@ def _main() -> None:
         for row in measure_serving(job["path"], job["model"], job["workdir"], tuple(job["clients"]), job["seconds"],
                                    job["max_batch"], job["max_delay_ms"]):
             _emit(row)
+    elif kind == "soak":
+        from facezoo.benchmark.suite.soak import measure_soak
+
+        _emit(measure_soak(job["path"], job["model"], job["workdir"], job["clients"], job["seconds"]))
     elif kind == "ray":
         from facezoo.benchmark.suite.deploy import measure_ray
 
