@@ -156,6 +156,14 @@ def test_a_link_through_earlier_links_leading_out_is_refused(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_a_loop_of_links_is_refused(kind, tmp_path):
+    """Found by the property below: a link into itself, which Python's realpath resolves to '/m'."""
+    with pytest.raises(DownloadError, match="'a': symlink 'a//m' is a loop"):
+        _extract(kind, tmp_path, entries={"m/x.txt": b"x"}, symlinks={"a": "a//m"})
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
 def test_a_file_never_goes_through_a_link(kind, tmp_path):
     """A file under a link's path is written first, as a real folder; the link then finds it taken."""
     with pytest.raises(DownloadError, match="'m/d': its path is taken"):

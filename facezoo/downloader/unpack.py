@@ -19,6 +19,7 @@ member is in it are its top-level entries renamed into the model folder.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
@@ -177,6 +178,11 @@ class _Writer:
                 raise _refuse(self.archive, member.name, "its path is taken by another member")
             target.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(member.link, target)
+            try:
+                os.stat(target)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:  # a link that leads back to itself: no file at the end
+                    raise _refuse(self.archive, member.name, f"symlink {member.link!r} is a loop of links") from None
 
 
 def _extract(archive: Path, folder: Path, members: list[str] | tuple[str, ...], entries: Iterator[Member]) -> list[Path]:
