@@ -36,33 +36,9 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-#: glibc malloc arenas for the serving process: one per thread by default, and arenas keep what they
-#: once held, so a server whose worker threads each took a turn at a large body grows for minutes
-#: before it is flat (measured: +100 MB over 40 s under 16 clients; with 2 arenas it stops at once).
-MALLOC_ARENAS = 2
-M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Ask glibc for at most ``arenas`` malloc arenas (before the server's threads start); a user's
-    MALLOC_ARENA_MAX wins. False where there is no glibc."""
-    import ctypes
-    import ctypes.util
-    import os
-
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    name = ctypes.util.find_library("c")
-    try:
-        return bool(name) and ctypes.CDLL(name).mallopt(M_ARENA_MAX, arenas) == 1
-    except (OSError, AttributeError):
-        return False
-
-
 def run_server(app, sock: socket.socket, *, drain_s: float, read_timeout_s: float = 30.0,
                max_connections: int = 512, log_level: str = "info", on_stop: Callable[[], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; returns after the drain (SIGTERM does not kill the process)."""
-    limit_malloc_arenas()
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=drain_s,
                             lifespan="on", server_header=False,
                             http=guarded_protocol(read_timeout_s, max_connections))
