@@ -123,14 +123,10 @@ def measure_serving(path: str, model: str, workdir: str, clients=(1, 4, 16), sec
                     max_batch: int = 32, max_delay_ms: float = 5.0) -> list[dict]:
     before, cpu_before = in_process_throughput(path, max_batch, seconds)
     log = Path(workdir) / "serve.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as sink:
-        server = subprocess.Popen([sys.executable, "-m", "facezoo.cli.main", "serve", path, "--port", "0",
-                                   "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms)],
-                                  stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "400"})
+    server = serve_in_child(path, log, "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms))
     rows = []
     try:
-        host, port = _wait_ready(server, log)
+        host, port = wait_ready(server, log)
         name = Path(path).stem
         from facezoo.runtime import load
 
@@ -151,17 +147,30 @@ def measure_serving(path: str, model: str, workdir: str, clients=(1, 4, 16), sec
             rows.append(ServingFigure(model, Path(path).suffix.lstrip("."), count, requests, requests / elapsed,
                                       p50, p99, mean_batch, 0.0, errors, server_cpu * per_image, client_cpu * per_image))
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_child(server)
     after, cpu_after = in_process_throughput(path, max_batch, seconds)
     for row in rows:
         row.in_process = (before + after) / 2
         row.in_process_cpu_ms = (cpu_before + cpu_after) / 2
     return [row.__dict__ | {"in_process_runs": [before, after]} for row in rows]
+
+
+def serve_in_child(path: str, log: Path, *options: str) -> subprocess.Popen:
+    """`facezoo serve PATH --port 0 OPTIONS` in a child process, its output in ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as sink:
+        return subprocess.Popen([sys.executable, "-m", "facezoo.cli.main", "serve", path, "--port", "0", *options],
+                                stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "400"})
+
+
+def stop_child(server: subprocess.Popen) -> None:
+    """SIGTERM (the drain), and a kill if the server has not stopped within a minute."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -170,7 +179,7 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _wait_ready(server: subprocess.Popen, log: Path, timeout: float = 120) -> tuple[str, int]:
+def wait_ready(server: subprocess.Popen, log: Path, timeout: float = 120) -> tuple[str, int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:

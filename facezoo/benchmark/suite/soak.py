@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -24,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facezoo.benchmark.suite.deploy import _wait_ready
+from facezoo.benchmark.suite.deploy import serve_in_child, stop_child, wait_ready
 
 RSS_GROWTH_LIMIT_MIB = 64.0  # what "flat" allows between the first and the last quarter of the soak
 READ_TIMEOUT_S = 1.0
@@ -145,13 +141,9 @@ def measure_soak(path: str, model: str, workdir: str, clients: int = 16, seconds
     """Serve ``path``, soak it with ``clients`` threads for ``warmup`` (default a quarter of
     ``seconds``, not counted) and then ``seconds``, and stop it with SIGTERM."""
     log = Path(workdir) / "soak-serve.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as sink:
-        server = subprocess.Popen([sys.executable, "-m", "facezoo.cli.main", "serve", path, "--port", "0",
-                                   "--read-timeout-s", str(READ_TIMEOUT_S)],
-                                  stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "400"})
+    server = serve_in_child(path, log, "--read-timeout-s", str(READ_TIMEOUT_S))
     try:
-        host, port = _wait_ready(server, log)
+        host, port = wait_ready(server, log)
         name = Path(path).stem
         requests = _requests(name)
         kinds = [*requests, *SLOW]
@@ -197,12 +189,7 @@ def measure_soak(path: str, model: str, workdir: str, clients: int = 16, seconds
             thread.join()
         peak = _rss_mib(server.pid, "VmHWM")
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_child(server)
     expected = {**{kind: request[4] for kind, request in requests.items()}, **SLOW}
     quarter = max(len(rss) // 4, 1)
     figure = SoakFigure(
