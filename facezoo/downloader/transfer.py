@@ -13,6 +13,7 @@ from typing import Callable
 
 import httpx
 
+from facezoo.downloader import pypi
 from facezoo.downloader.sources import Candidate
 from facezoo.downloader.staging import StagedFile, copy_stream
 from facezoo.downloader.verify import too_long
@@ -78,7 +79,15 @@ def fetch(
     if candidate.local:
         _copy_local(candidate, staged, listener)
         return False
-    return _HttpTransfer(candidate.location, staged, expected, client(), settings, listener, allow_resume).run()
+    url, http = candidate.location, client()
+    if pypi.is_pypi(url):  # a release file, found through the user's package index
+        index = pypi.settings()
+        http = pypi.client_for(index, http)
+        try:
+            url = pypi.resolve(candidate.location, expected.name, http, index)
+        except pypi.PackageIndexError as exc:
+            raise SourceFailed(str(exc)) from None
+    return _HttpTransfer(url, staged, expected, http, settings, listener, allow_resume).run()
 
 
 def _copy_local(candidate: Candidate, staged: StagedFile, listener: Listener) -> None:

@@ -177,6 +177,8 @@ class StandinServer:
         candidate = (self.root / path.lstrip("/")).resolve()
         if candidate != self.root and self.root not in candidate.parents:
             return None
+        if candidate.is_dir():  # a folder's index.html, as a package index's project pages are served
+            candidate = candidate / "index.html"
         return candidate if candidate.is_file() else None
 
 
