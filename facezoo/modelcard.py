@@ -78,7 +78,18 @@ class ModelCard:
     mindir: str | None = None  # INT8: why there is no MINDIR
     bf16_gate: dict | None = None  # BF16: the gate's verdict
     derived_from: str | None = None  # INT8/BF16: the precision folder the files were made from
+    #: a model of several nets (detectors): part → {"file_stem", "input_shape" (-1: any), "outputs"}
+    parts: dict | None = None
+    size_policy: str | None = None  # detectors: how a photo meets each net's input
     extra: dict = field(default_factory=dict)  # fields this release does not know, kept as they were
+
+    def part_of(self, path: Path) -> str:
+        """Which part a file of the folder is ("" for a model of one graph)."""
+        stem = Path(path).stem
+        for part, facts in (self.parts or {}).items():
+            if facts.get("file_stem") == stem:
+                return part
+        return ""
 
     @property
     def original_path(self) -> Path | None:
@@ -109,7 +120,8 @@ class ModelCard:
             "validation": self.validation,
             "created": self.created,
         }
-        for name in ("inference_precision_hint", "quantization", "mindir", "bf16_gate", "derived_from"):
+        for name in ("inference_precision_hint", "quantization", "mindir", "bf16_gate", "derived_from", "parts",
+                     "size_policy"):
             if getattr(self, name) is not None:
                 document[name] = getattr(self, name)
         return {**document, **self.extra}
@@ -154,6 +166,8 @@ class ModelCard:
                 mindir=document.get("mindir"),
                 bf16_gate=document.get("bf16_gate"),
                 derived_from=document.get("derived_from"),
+                parts=document.get("parts"),
+                size_policy=document.get("size_policy"),
                 extra={k: v for k, v in document.items() if k not in known},
             )
         except KeyError as exc:
@@ -245,6 +259,8 @@ def new_card(folder: Path, spec: ModelSpec, precision: str, sources: list[Path],
     (an INT8 folder's quantization record, a BF16 folder's inference hint and gate).
     """
     channels, height, width = spec.input.channels, spec.input.height, spec.input.width
+    if fields.get("parts"):  # a model of several nets: the card's input is its first net's
+        _, channels, height, width = next(iter(fields["parts"].values()))["input_shape"]
     inside = []
     if spec.input.channels == 3 and spec.input.channel_order != spec.converted.channel_order:
         inside.append(f"{spec.converted.channel_order} → {spec.input.channel_order} channel swap")

@@ -81,6 +81,11 @@ class InputContract:
     layout: str = "NCHW"
     name: str = "data"
     normalization: str = "outside"  # "outside": the caller normalizes; "inside": the graph does
+    #: the file fixes H×W but its graph runs at any size (YuNet: multiples of 32): converted artifacts
+    #: take any H×W; ``shape`` then names the size the file declares
+    dynamic_size: bool = False
+    #: the original takes images with H and W swapped (MTCNN: Caffe weights); the converted graph swaps
+    transpose_hw: bool = False
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []
@@ -126,9 +131,10 @@ class InputContract:
 
 @dataclass(frozen=True)
 class OutputContract:
-    """Which output of the original network is the embedding."""
+    """Which output of the original network is the embedding (recognition; a detector's heads are
+    its parts' ``outputs``)."""
 
-    dim: int
+    dim: int = 0
     name: str = "embedding"  # the original graph's name for it, where it has one
     index: int = 0  # position among the network's outputs
     l2_normalized: bool = False
@@ -178,6 +184,53 @@ class Conversion:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One net of a model that runs several (MTCNN: P-, R- and O-Net; a one-net detector has one).
+
+    Each part becomes one artifact per format and precision, named by :meth:`ModelSpec.artifact_stem`;
+    its raw outputs keep the original's names.
+    """
+
+    name: str
+    model: str  # ONNX: path of the part's .onnx file inside the model folder
+    input_shape: list[int]  # as the part's file declares it, in input.layout order
+    outputs: list[str]  # the raw heads, by the original graph's names
+    input: str | None = None  # the graph input to feed, when the graph has several
+
+    def validate(self) -> list[tuple[str, str]]:
+        problems = []
+        if not _NAME.match(self.name):
+            problems.append(("name", "letters, digits, '.', '_' and '-' only"))
+        if len(self.input_shape) != 4 or any(d <= 0 for d in self.input_shape):
+            problems.append(("input_shape", "expected 4 positive dimensions"))
+        if not self.outputs:
+            problems.append(("outputs", "name at least one output of the graph"))
+        return problems
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """A detector's decoding defaults; None: the architecture's own (facezoo.tasks.detectors)."""
+
+    score_threshold: float | None = None
+    nms_threshold: float | None = None
+    top_k: int | None = None
+    min_face: int | None = None  # MTCNN's smallest face in pixels
+
+    def validate(self) -> list[tuple[str, str]]:
+        problems = []
+        for key in ("score_threshold", "nms_threshold"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value <= 1.0:
+                problems.append((key, "expected a value in [0, 1]"))
+        for key in ("top_k", "min_face"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                problems.append((key, "expected a positive integer"))
+        return problems
+
+
+@dataclass(frozen=True)
 class PublishedAccuracy:
     """A number the model's authors published, with where and how it was measured."""
 
@@ -200,7 +253,7 @@ class ModelSpec:
     license: str
     files: list[ModelFile]
     input: InputContract
-    output: OutputContract
+    output: OutputContract = field(default_factory=OutputContract)
     converted: ConvertedContract = field(default_factory=ConvertedContract)
     conversion: Conversion = field(default_factory=Conversion)
     accuracy: list[PublishedAccuracy] = field(default_factory=list)
@@ -211,6 +264,8 @@ class ModelSpec:
     # min cosine to the original per precision; a key the entry leaves out takes facezoo.gates' value
     check_thresholds: dict[str, float] = field(default_factory=default_cosine_thresholds)
     how_to_obtain: str = ""  # for files without a public URL
+    parts: list[Part] = field(default_factory=list)  # a model of several nets (detectors); empty: one graph
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
 
     def __post_init__(self) -> None:
         given = dict(self.check_thresholds)
@@ -250,11 +305,28 @@ class ModelSpec:
                 problems.append((f"check_thresholds.{precision}", "a cosine threshold must lie in (0, 1]"))
         if self.verification_threshold is not None and not -1.0 <= self.verification_threshold <= 1.0:
             problems.append(("verification_threshold", "a cosine threshold must lie in [-1, 1]"))
+        part_names = [p.name for p in self.parts]
+        if len(set(part_names)) != len(part_names):
+            problems.append(("parts", "part names must be unique"))
+        if self.task_type in TASKS:
+            problems += TASKS[self.task_type].check_entry(self)
         if (self.input.channel_order == "GRAY") != (self.converted.channel_order == "GRAY"):
             problems.append(("converted.channel_order", "GRAY models stay GRAY, colour models become BGR"))
         if not all(f.sources for f in self.files) and not self.how_to_obtain:
             problems.append(("how_to_obtain", "required when a file has no sources"))
         return problems
+
+    def artifact_stem(self, part: str = "") -> str:
+        """The file name (without suffix) of one part's artifacts: the model's name for a model of
+        one net, ``NAME-PART`` for each net of a model of several."""
+        return self.name if len(self.parts) <= 1 or not part else f"{self.name}-{part}"
+
+    def part(self, name: str) -> Part:
+        for part in self.parts:
+            if part.name == name:
+                return part
+        raise RegistryError(f"model {self.name!r} has no part {name!r}; its parts: "
+                            f"{', '.join(p.name for p in self.parts) or 'none'}")
 
     def file(self, name: str) -> ModelFile:
         for model_file in self.files:
@@ -279,14 +351,15 @@ def _mxnet_entry(spec: ModelSpec) -> list[tuple[str, str]]:
 
 
 def _onnx_entry(spec: ModelSpec) -> list[tuple[str, str]]:
-    model = spec.conversion.model
     members = [m for f in spec.files for m in f.members]
-    if not model:
-        return [("conversion.model", "required for ONNX models: the .onnx file to convert")]
-    if model not in [f.name for f in spec.files] and model not in members:
-        return [("conversion.model", "must name one of the model's files or a member of its archive")]
-    if not model.endswith(".onnx"):
-        return [("conversion.model", "expected a .onnx file")]
+    models = [(f"parts[{i}].model", p.model) for i, p in enumerate(spec.parts)] or [("conversion.model", spec.conversion.model)]
+    for field_name, model in models:
+        if not model:
+            return [(field_name, "required for ONNX models: the .onnx file to convert")]
+        if model not in [f.name for f in spec.files] and model not in members:
+            return [(field_name, "must name one of the model's files or a member of its archive")]
+        if not model.endswith(".onnx"):
+            return [(field_name, "expected a .onnx file")]
     return []
 
 

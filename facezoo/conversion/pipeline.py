@@ -32,7 +32,9 @@ def plan(request: ConversionRequest) -> list[str]:
     spec = request.spec
     paths = source_paths(spec, request.download_dir / spec.name, request.checkpoint)
     steps = [f"load {spec.framework} source {', '.join(str(p) for p in paths)}"]
-    probes = len(task_for(spec).probe_images(spec))
+    task = task_for(spec)
+    parts = task.parts(spec)
+    probes = len(task.probe_images(spec, parts[0]))
     for precision in request.precisions:
         folder = request.output_dir / spec.name / precision
         if precision in QUANTIZED_PRECISIONS:
@@ -43,8 +45,11 @@ def plan(request: ConversionRequest) -> list[str]:
             steps.append(f"gate against the original on held-out faces; write {folder / CARD_NAME}")
             continue
         for fmt in request.formats:
-            steps.append(f"export {fmt} {precision} → {folder / (spec.name + SUFFIX[fmt])}")
-        steps.append(f"validate against the original on {probes} probe faces; write {folder / CARD_NAME}")
+            for part in parts:
+                steps.append(f"export {fmt} {precision} → {folder / (spec.artifact_stem(part) + SUFFIX[fmt])}")
+        judged = (f"{probes} probe faces" if parts == ("",) else
+                  f"{probes} probes per net, then the whole model on {len(task.photos(spec))} photos")
+        steps.append(f"validate against the original on {judged}; write {folder / CARD_NAME}")
     return steps
 
 
@@ -62,7 +67,11 @@ def convert_model(request: ConversionRequest, step: Callable[[str], None] = lamb
         onnx_fp32 = scratch / "fp32-source.onnx"
         if any(f in request.formats for f in ("onnx", "openvino")):
             step("exporting ONNX")
-            source.export_onnx(onnx_fp32)
+            for part in work.parts:
+                if part:
+                    source.export_onnx(_part_onnx(onnx_fp32, part), part)
+                else:
+                    source.export_onnx(onnx_fp32)
         quantized = [p for p in request.precisions if p in QUANTIZED_PRECISIONS]
         floats = [p for p in request.precisions if p not in QUANTIZED_PRECISIONS]
         if quantized and "FP32" not in floats:
@@ -80,19 +89,29 @@ def convert_model(request: ConversionRequest, step: Callable[[str], None] = lamb
 
 
 def _float_precision(work: Work, precision: str, onnx_fp32: Path) -> None:
-    """FP32 or FP16: every requested format exported by the source and validated."""
+    """FP32 or FP16: every requested format exported by the source (each part of the model) and validated."""
     folder = work.scratch / precision
     folder.mkdir()
     for fmt in work.formats:
-        work.step(f"{fmt} {precision}")
-        path = folder / (work.spec.name + SUFFIX[fmt])
-        try:
-            _export(work.source, fmt, precision, onnx_fp32, path)
-        except FacezooError as exc:  # this artifact fails; the other precisions go on
-            work.fail(path, fmt, precision, f"export failed: {exc}")
-            continue
-        work.validate(path, fmt, precision)
+        paths = {}
+        for part in work.parts:
+            work.step(f"{fmt} {precision}" + (f" {part}" if part else ""))
+            path = folder / (work.stem(part) + SUFFIX[fmt])
+            try:
+                _export(work.source, fmt, precision, _part_onnx(onnx_fp32, part), path, part)
+            except FacezooError as exc:  # this artifact fails; the other precisions go on
+                work.fail(path, fmt, precision, f"export failed: {exc}")
+                continue
+            work.validate(path, fmt, precision, part)
+            paths[part] = path
+        if len(paths) == len(work.parts):
+            work.validate_model(paths, fmt, precision)
     work.write_card(precision)
+
+
+def _part_onnx(onnx_fp32: Path, part: str) -> Path:
+    """The FP32 ONNX export of one part (the model's, for a model of one graph)."""
+    return onnx_fp32.with_name(f"{onnx_fp32.stem}-{part}.onnx") if part else onnx_fp32
 
 
 def _publish(work: Work, request: ConversionRequest, started: float) -> ConversionResult:
@@ -124,9 +143,12 @@ def _check_request(request: ConversionRequest) -> None:
             raise ConversionError(f"unknown precision {precision!r}; expected {', '.join(PRECISIONS)}")
 
 
-def _export(source, fmt: str, precision: str, onnx_fp32: Path, path: Path) -> None:
+def _export(source, fmt: str, precision: str, onnx_fp32: Path, path: Path, part: str = "") -> None:
     if fmt == "mindir":
-        source.export_mindir(path, precision)
+        if part:
+            source.export_mindir(path, precision, part)
+        else:
+            source.export_mindir(path, precision)
     elif fmt == "onnx":
         if precision == "FP32":
             shutil.copyfile(onnx_fp32, path)

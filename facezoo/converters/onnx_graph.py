@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, version_converter
+from onnx import TensorProto, helper, numpy_helper, version_converter
 
 from facezoo.errors import ConversionError
 
@@ -94,7 +94,10 @@ FP16_MAX = 65504.0
 FP16_MIN_SUBNORMAL = 5.96e-8
 # BatchNormalization stays FP32 (ONNX Runtime casts around it): its statistics can lie outside
 # FP16's range, and x - mean on large activations cancels catastrophically in FP16.
-FP16_KEEP_FP32 = ("BatchNormalization",)
+# Softmax stays FP32: FP16 resolves 2^-11 near 1, so a detector's face probabilities of 0.99985
+# and 0.99981 both become 1.0, near-duplicate boxes tie, and NMS keeps another box than the
+# original's (MTCNN's O-Net: box IoU 0.87 to the original's with an FP16 softmax).
+FP16_KEEP_FP32 = ("BatchNormalization", "Softmax")
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -106,7 +109,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     with warnings.catch_warnings():
         # It warns for every weight below FP16's smallest subnormal that it rounds; that is the point.
         warnings.simplefilter("ignore", UserWarning)
-        return float16.convert_float_to_float16(
+        converted = float16.convert_float_to_float16(
             model,
             min_positive_val=FP16_MIN_SUBNORMAL,
             max_finite_val=FP16_MAX,
@@ -114,6 +117,23 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
             disable_shape_infer=False,
             op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP16_KEEP_FP32),
         )
+    _float_outputs(converted)
+    return converted
+
+
+def _float_outputs(model: onnx.ModelProto) -> None:
+    """FP32 graph outputs where the converter cast a kept-FP32 op's result to FP16 on its way out
+    (onnxconverter-common does so when a blocked op, a Softmax, gives a graph output): the cast
+    becomes FP32 and the output is declared so, as keep_io_types promises."""
+    outputs = {value.name: value for value in model.graph.output}
+    for node in model.graph.node:
+        if node.op_type != "Cast" or node.output[0] not in outputs:
+            continue
+        target = next(a for a in node.attribute if a.name == "to")
+        value = outputs[node.output[0]]
+        if target.i == TensorProto.FLOAT16 and value.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            target.i = TensorProto.FLOAT
+            value.type.tensor_type.elem_type = TensorProto.FLOAT
 
 
 def check_and_save(model: onnx.ModelProto, path: Path) -> None:

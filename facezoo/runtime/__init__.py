@@ -3,6 +3,7 @@
     from facezoo.runtime import load, Embedder
     model = load("converted/arcface/FP32/arcface.xml")          # OpenVINO on CPU
     embeddings = Embedder(model)([face_a, face_b])              # L2-normalized
+    faces = Detector("converted/yunet/FP32/yunet.xml").detect(photo)  # boxes, scores, landmarks
 """
 
 from facezoo.runtime.backends import BackendOptions, open_backend
@@ -10,6 +11,7 @@ from facezoo.runtime.errors import BackendError, DeviceUnavailableError, InputEr
 from facezoo.runtime.devices import available_devices
 from facezoo.preprocessing import ImageError, align_face
 from facezoo.numerics import cosine_similarity, l2_normalize
+from facezoo.runtime.detector import Detector, Face
 from facezoo.runtime.embedder import Embedder, read_image
 from facezoo.runtime.model import FaceModel, TensorSpec, load
 from facezoo.runtime.resolve import Artifact, find_artifacts, resolve_artifact
@@ -18,8 +20,10 @@ __all__ = [
     "Artifact",
     "BackendError",
     "BackendOptions",
+    "Detector",
     "DeviceUnavailableError",
     "Embedder",
+    "Face",
     "FaceModel",
     "ImageError",
     "InputError",

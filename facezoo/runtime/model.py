@@ -130,10 +130,17 @@ def _specs(artifact: Artifact, backend: Backend) -> tuple[TensorSpec, tuple[Tens
     card = artifact.card
     if card:
         contract = card.input
+        outputs = card.outputs
+        shape = contract.shape
+        part = card.part_of(artifact.path)
+        if part:  # one net of several: its own input size and heads
+            facts = card.parts[part]
+            shape = tuple(int(d) for d in facts["input_shape"])
+            outputs = tuple(o for o in outputs if o.name in facts["outputs"])
         return (
-            TensorSpec(contract.name, contract.shape, contract.dtype, contract.layout, contract.channel_order,
+            TensorSpec(contract.name, shape, contract.dtype, contract.layout, contract.channel_order,
                        contract.pixel_range),
-            tuple(TensorSpec(output.name, output.shape, output.dtype) for output in card.outputs),
+            tuple(TensorSpec(output.name, output.shape, output.dtype) for output in outputs),
         )
     return _specs_from_file(artifact.path, backend)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from facezoo.formats import FORMAT_FOR_SUFFIX, PREFERRED, SUFFIX
@@ -18,11 +18,17 @@ DEFAULT_CONVERTED_DIR = Path("converted")
 class Artifact:
     """One converted file with what its folder says about it."""
 
-    path: Path
+    path: Path  # a model of several nets: its first net's file
     model: str
     format: str
     precision: str
     card: ModelCard | None
+    parts: dict[str, Path] = field(default_factory=dict)  # a model of several nets: each net's file of this format
+
+    @property
+    def files(self) -> dict[str, Path]:
+        """Every file of the artifact by part ("" for a model of one graph)."""
+        return dict(self.parts) or {"": self.path}
 
     @property
     def label(self) -> str:
@@ -44,7 +50,14 @@ def artifact_from_path(path: Path) -> Artifact:
     card = card_beside(path)
     precision = card.precision if card else (path.parent.name if path.parent.name in PRECISIONS else "FP32")
     model = card.model if card else path.stem
-    return Artifact(path, model, fmt, precision, card)
+    parts = {}
+    if card is not None and card.parts and card.part_of(path):  # one net of several: the artifact is the set
+        parts = {part: path.with_name(facts["file_stem"] + path.suffix) for part, facts in card.parts.items()}
+        missing = [str(p) for p in parts.values() if not p.is_file()]
+        if missing:
+            raise ModelNotFoundError(f"{path}: {model} is made of {len(parts)} nets; missing {', '.join(missing)}")
+        path = next(iter(parts.values()))
+    return Artifact(path, model, fmt, precision, card, parts)
 
 
 def find_artifacts(model: str, converted_dir: Path = DEFAULT_CONVERTED_DIR, formats=None, precisions=None) -> list[Artifact]:
@@ -52,8 +65,13 @@ def find_artifacts(model: str, converted_dir: Path = DEFAULT_CONVERTED_DIR, form
     folder = Path(converted_dir) / model
     found = []
     for precision in precisions or PRECISIONS:
+        card = None
         for fmt in formats or PREFERRED:
             path = folder / precision / f"{model}{SUFFIX[fmt]}"
+            if not path.is_file():  # a model of several nets: its card names their files
+                card = card or card_beside(path) if (folder / precision).is_dir() else None
+                first = next(iter((card.parts or {}).values()), None) if card else None
+                path = folder / precision / f"{first['file_stem']}{SUFFIX[fmt]}" if first else path
             if path.is_file():
                 found.append(artifact_from_path(path))
     return found

@@ -26,7 +26,7 @@ from facezoo.registry import FRAMEWORKS, ModelSpec
 BUILTIN_SOURCES = (
     "facezoo.sources.mindspore.source",
     "facezoo.sources.mxnet.source",
-    "facezoo.sources.onnx.source",
+    "facezoo.sources.onnx",
 )
 
 
@@ -35,7 +35,7 @@ class SourceEntry:
     """A framework facezoo can convert from."""
 
     framework: str
-    source: type
+    source: Callable  # (spec, *files) -> the original model
     files: Callable  # (spec, folder, override) -> list of the original's paths
     standin_writer: str | None  # "module:function" writing stand-in files for this framework
     thresholds: Callable  # (spec) -> {precision: min cosine} of the model's architecture, if it has its own
@@ -46,7 +46,8 @@ _REGISTERED: dict[str, SourceEntry] = {}
 
 def register_source(framework: str, *, files: Callable, standin_writer: str | None = None,
                     thresholds: Callable = lambda spec: {}):
-    """Class decorator: ``@register_source("onnx", files=..., standin_writer="module:function")``."""
+    """Decorator of a Source class (or a function choosing one):
+    ``@register_source("onnx", files=..., standin_writer="module:function")``."""
     if framework not in FRAMEWORKS:
         raise FacezooError(f"source for framework {framework!r}: the registry has no rules for it "
                            f"(facezoo.registry.FRAMEWORKS: {', '.join(FRAMEWORKS)})")

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from facezoo.errors import RegistryError
 from facezoo.tasks.base import Column, Comparison, DecisionRule, Outputs, Samples, Task, TensorDecl
+from facezoo.tasks.detection import TASK as DETECTION
 from facezoo.tasks.recognition import TASK as RECOGNITION
 
-TASKS: dict[str, Task] = {task.name: task for task in (RECOGNITION,)}
+TASKS: dict[str, Task] = {task.name: task for task in (RECOGNITION, DETECTION)}
 #: The task of a converted file that carries no model card (a bare .onnx or .xml): what facezoo
 #: converted before it knew tasks.
 DEFAULT_TASK = RECOGNITION.name

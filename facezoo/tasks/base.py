@@ -28,7 +28,6 @@ class TensorDecl:
     dtype: str = "float32"
     attributes: dict = field(default_factory=dict)  # what else a reader needs (recognition: l2_normalized)
 
-    @abc.abstractmethod
     def as_dict(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, **self.attributes}
 
@@ -43,7 +42,6 @@ class Samples:
     real: int
 
     @property
-    @abc.abstractmethod
     def synthetic(self) -> int:
         return len(self.images) - self.real
 
@@ -67,7 +65,6 @@ class Comparison:
     reasons: list[str]
 
     @property
-    @abc.abstractmethod
     def passed(self) -> bool:
         return not self.reasons
 
@@ -80,7 +77,6 @@ class Column:
     heading: str
     template: str
 
-    @abc.abstractmethod
     def render(self, record: dict) -> str:
         fields = [name for _, name, _, _ in string.Formatter().parse(self.template) if name]
         values = [record.get(name) for name in fields]
@@ -100,13 +96,42 @@ class Task(abc.ABC):
     convert_columns: ClassVar[tuple[Column, ...]] = ()  # `facezoo convert`'s table
     check_columns: ClassVar[tuple[Column, ...]] = ()  # `facezoo check`'s table
 
+    def check_entry(self, spec) -> list[tuple[str, str]]:
+        """(field, problem) for what a registry entry of this task must say beyond every entry."""
+        return []
+
+    def parts(self, spec) -> tuple[str, ...]:
+        """The nets of a model, each converted to its own artifact ("": the model is one graph)."""
+        return ("",)
+
+    def part_outputs(self, spec, part: str) -> tuple[str, ...]:
+        """The outputs one part's artifact gives (a one-graph model: all of :meth:`outputs`)."""
+        return tuple(output.name for output in self.outputs(spec))
+
+    def size_policy(self, spec) -> str | None:
+        """How an image meets the model's input, where it is not simply the input size."""
+        return None
+
+    def photos(self, spec, images_dir: Path | None = None, count: int = 8) -> list[tuple[str, np.ndarray]]:
+        """Named photos the whole model is also judged on after its parts (detection: decoded
+        faces); empty where the task judges its outputs only."""
+        return []
+
+    def decode(self, spec, image: np.ndarray, run, **settings) -> list:
+        """The model's decoded results for one photo, its nets called through ``run(part, batch)``."""
+        raise NotImplementedError(f"{self.name} decodes nothing")
+
+    def compare_faces(self, reference, found, gate, rule: DecisionRule | None, names=()) -> Comparison:
+        """The model's decoded results on :meth:`photos` against the original's."""
+        raise NotImplementedError(f"{self.name} judges no decoded results")
+
     @abc.abstractmethod
     def outputs(self, spec) -> tuple[TensorDecl, ...]:
         """The converted contract's outputs of a registry entry."""
 
     @abc.abstractmethod
-    def probe_images(self, spec) -> np.ndarray:
-        """The inputs every converted artifact is validated on while it is converted."""
+    def probe_images(self, spec, part: str = "") -> np.ndarray:
+        """The inputs every converted artifact (of one part) is validated on while it is converted."""
 
     @abc.abstractmethod
     def samples(self, size: tuple[int, int], images_dir: Path | None, count: int) -> Samples:

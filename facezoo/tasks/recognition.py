@@ -189,11 +189,19 @@ class Recognition(Task):
         Column("cos ≥", "{cosine_threshold:g}"),
     )
 
+    def check_entry(self, spec) -> list[tuple[str, str]]:
+        problems = []
+        if spec.output.dim <= 0:
+            problems.append(("output.dim", "required for face recognition: the embedding's length"))
+        if spec.parts:
+            problems.append(("parts", "a face recognition model is one graph"))
+        return problems
+
     def outputs(self, spec) -> tuple[TensorDecl, ...]:
         return (TensorDecl(spec.converted.output_name, (-1, spec.output.dim), "float32",
                            {"l2_normalized": spec.output.l2_normalized}),)
 
-    def probe_images(self, spec) -> np.ndarray:
+    def probe_images(self, spec, part: str = "") -> np.ndarray:
         from facezoo.faces import probe_images
 
         return probe_images(PROBE_COUNT, (spec.input.height, spec.input.width))

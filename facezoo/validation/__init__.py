@@ -6,8 +6,9 @@ its first rows one at a time, and let the model's task compare the outputs with 
 (:meth:`facezoo.tasks.Task.compare`). Each gives one :class:`ArtifactCheck`.
 """
 
-from facezoo.validation.loop import SINGLE_RUNS, failed_check, run_batch_and_singles, validate_artifact, validate_file
+from facezoo.validation.loop import (SINGLE_RUNS, failed_check, run_batch_and_singles, validate_artifact, validate_decoded,
+                                     validate_file)
 from facezoo.validation.record import ArtifactCheck
 
 __all__ = ["ArtifactCheck", "SINGLE_RUNS", "failed_check", "run_batch_and_singles", "validate_artifact",
-           "validate_file"]
+           "validate_decoded", "validate_file"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facezoo.formats import BACKENDS_FOR_FORMAT, FORMAT_FOR_SUFFIX
+from facezoo.formats import BACKENDS_FOR_FORMAT, FORMAT_FOR_SUFFIX, SUFFIX
 from facezoo.runtime.backends import BackendOptions, open_backend
 from facezoo.tasks import DecisionRule, Outputs, Task
 from facezoo.validation.record import ArtifactCheck
@@ -74,6 +74,62 @@ def validate_artifact(
                          comparison.passed, "; ".join(comparison.reasons), model)
 
 
+def validate_decoded(
+    paths: dict[str, Path],
+    *,
+    fmt: str,
+    precision: str,
+    backend: str,
+    photos: list[tuple[str, np.ndarray]],
+    reference: list,
+    spec,
+    task: Task,
+    gate,
+    device: str = "CPU",
+    model: str = "",
+    settings: dict | None = None,
+) -> ArtifactCheck:
+    """Every part of one model (``paths``: part → file of one format) on ``backend``, decoded by the
+    task on ``photos`` and compared with the original's decoded ``reference`` (detection: faces)."""
+    label = _set_label(spec.name, fmt, paths)
+    rule = task.decision_rule(spec, {}, None)
+    runners = {}
+    try:
+        for part, path in paths.items():
+            names = task.part_outputs(spec, part)
+            runners[part] = open_backend(path, backend, device, BackendOptions(output_names=names))
+    except Exception as exc:
+        _close(runners)
+        return failed_check(label, fmt, precision, backend, len(photos), task, gate, rule, f"cannot load: {exc}", model)
+    try:
+        found = [task.decode(spec, photo, lambda part, batch: runners[part].infer(np.ascontiguousarray(batch, np.float32)),
+                             **(settings or {}))
+                 for _, photo in photos]
+    except Exception as exc:
+        return failed_check(label, fmt, precision, backend, len(photos), task, gate, rule, f"cannot run: {exc}", model)
+    finally:
+        name = next(iter(runners.values())).name if runners else backend
+        _close(runners)
+    comparison = task.compare_faces(reference, found, gate, rule, [n for n, _ in photos])
+    return ArtifactCheck(fmt, precision, name, label, len(photos), comparison.metrics, comparison.bounds,
+                         comparison.passed, "; ".join(comparison.reasons), model)
+
+
+def _set_label(model: str, fmt: str, paths: dict[str, Path]) -> str:
+    """How a record names a model's whole set of files: "yunet.onnx (photos)", "mtcnn-{pnet,rnet,onet}.onnx (photos)"."""
+    names = [Path(p).name for p in paths.values()]
+    if len(names) == 1:
+        return f"{names[0]} (photos)"
+    suffix = SUFFIX[fmt]
+    parts = ",".join(paths)
+    return f"{model}-{{{parts}}}{suffix} (photos)"
+
+
+def _close(runners: dict) -> None:
+    for runner in runners.values():
+        runner.close()
+
+
 def validate_file(path: Path, *, precision: str, inputs: np.ndarray, reference: Outputs, task: Task, gate,
                   rule: DecisionRule | None = None, backends: tuple[str, ...] | None = None) -> list[ArtifactCheck]:
     """``path`` on every backend that runs its format (or ``backends``), one record each."""
@@ -83,4 +139,5 @@ def validate_file(path: Path, *, precision: str, inputs: np.ndarray, reference: 
             for backend in (backends or BACKENDS_FOR_FORMAT.get(fmt, ()))]
 
 
-__all__ = ["SINGLE_RUNS", "failed_check", "run_batch_and_singles", "validate_artifact", "validate_file"]
+__all__ = ["SINGLE_RUNS", "failed_check", "run_batch_and_singles", "validate_artifact", "validate_decoded",
+           "validate_file"]

@@ -168,10 +168,29 @@ def _padded(b: _Builder, x: str, pads, extra, value: str) -> str:
 
 def _h_maxpool(b, node):
     _only_first_output(node, b)
+    if _dynamic_same_upper(b, node):
+        # a net that runs at any size (MTCNN's P-Net): the padding follows each input's size at run
+        # time; MindSpore's 'SAME' pads like ONNX SAME_UPPER (the odd pixel at the end)
+        a = _attrs(node)
+        kernel, strides = tuple(int(k) for k in a["kernel_shape"]), tuple(int(v) for v in a.get("strides", [1, 1]))
+        op = b.primitive(f"{node.name}_pool", f"ops.MaxPool({_lit(kernel)}, {_lit(strides)}, 'SAME')")
+        _out(b, node, f"self.{op}({b.expr(node.input[0])})")
+        return
     kernel, strides, pads, size, outs, extra = _pool_geometry(b, node)
     x = _padded(b, b.expr(node.input[0]), pads, extra, "float('-inf')")
     op = b.primitive(f"{node.name}_pool", f"ops.MaxPool({_lit(tuple(kernel))}, {_lit(tuple(strides))}, 'VALID')")
     _out(b, node, f"self.{op}({x})")
+
+
+def _dynamic_same_upper(b: _Builder, node: onnx.NodeProto) -> bool:
+    """A 2-D SAME_UPPER max pool without dilation or ceil_mode over an input of unknown H×W."""
+    a = _attrs(node)
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    shape = b.shape(node.input[0], node)
+    return (auto == "SAME_UPPER" and len(shape) == 4 and not all(isinstance(d, int) for d in shape[2:])
+            and not int(a.get("ceil_mode", 0)) and [int(v) for v in a.get("dilations", [1, 1])] == [1, 1]
+            and not int(a.get("storage_order", 0)))
 
 
 def _h_avgpool(b, node):

@@ -118,13 +118,23 @@ def _h_softmax(b, node):
     default = -1 if b.opset >= 13 else 1
     axis = _norm_axis(int(_attrs(node).get("axis", default)), rank, node)
     x = b.expr(node.input[0])
+    if b.fp16:  # FP32 inside, as onnx_graph.FP16_KEEP_FP32 does for ONNX (why: there)
+        x = f"ops.cast({x}, ms.float32)"
     if b.opset >= 13 or axis == rank - 1:
-        _out(b, node, f"ops.softmax({x}, {axis})")
+        _out(b, node, _back_to_fp16(b, node, f"ops.softmax({x}, {axis})"))
         return
     # opset < 13: softmax over the flattened dims from `axis` on
     tail = b.static(node.input[0], node, range(axis, rank))
     flat = f"ops.reshape({x}, (-1, {math.prod(tail)}))"
-    _out(b, node, f"ops.reshape(ops.softmax({flat}, -1), {_lit(_reshape_tuple(s, node))})")
+    _out(b, node, _back_to_fp16(b, node, f"ops.reshape(ops.softmax({flat}, -1), {_lit(_reshape_tuple(s, node))})"))
+
+
+def _back_to_fp16(b, node, expr: str) -> str:
+    """An FP32 result of an FP16 cell: FP16 again for the nodes after it, FP32 where it is a graph
+    output (the output is FP32 anyway, and keeps the resolution the FP32 step bought)."""
+    if not b.fp16 or node.output[0] in {value.name for value in b.graph.output}:
+        return expr
+    return f"ops.cast({expr}, ms.float16)"
 
 
 def _h_reduce(kind: str):

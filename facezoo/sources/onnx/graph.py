@@ -166,10 +166,17 @@ def rebatch_reshapes(model: onnx.ModelProto, batch: int) -> list[str]:
 
 
 def keep_output(model: onnx.ModelProto, name: str) -> None:
+    keep_outputs(model, [name])
+
+
+def keep_outputs(model: onnx.ModelProto, names: list[str]) -> None:
+    """Only these outputs, in this order; the nodes no kept output needs go."""
     graph = model.graph
-    chosen = [value for value in graph.output if value.name == name]
-    if not chosen:
-        raise ConversionError(f"the graph has no output {name!r}; outputs: {[o.name for o in graph.output]}")
+    by_name = {value.name: value for value in graph.output}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise ConversionError(f"the graph has no output {missing[0]!r}; outputs: {list(by_name)}")
+    chosen = [by_name[name] for name in names]
     del graph.output[:]
     graph.output.extend(chosen)
     prune(model)
@@ -193,21 +200,31 @@ def attach_contract(
     *,
     original_input: str,
     input_name: str,
-    output_name: str,
+    output_name: str | None,
     channels: int,
-    height: int,
-    width: int,
+    height: int | str,
+    width: int | str,
     layout: str,
     swap_channels: bool,
     mean: np.ndarray | None,
     inv_std: np.ndarray | None,
+    transpose_hw: bool = False,
 ) -> None:
-    """A new float32 NCHW input in front of the original one: swap, normalize, transpose, cast."""
+    """A new float32 NCHW input in front of the original one: swap, normalize, transpose, cast.
+
+    ``output_name``: the one output's new name (None: a model whose outputs keep their names, a
+    detector's heads). ``height``/``width`` may be symbolic (a net that runs at any size);
+    ``transpose_hw``: the original takes images with H and W swapped (Caffe-trained MTCNN).
+    """
     graph = model.graph
-    (output,) = graph.output
+    if output_name is not None:
+        (output,) = graph.output
+    kept = {value.name for value in graph.output}
     names = _all_names(graph)
     for wanted in (input_name, output_name):
-        if wanted in names and wanted not in (original_input, output.name):
+        if wanted is None:
+            continue
+        if wanted in names and wanted != original_input and wanted not in kept:
             rename_value(graph, wanted, f"{wanted}__original")
             names = _all_names(graph)
     if original_input == input_name:
@@ -238,8 +255,10 @@ def attach_contract(
     if inv_std is not None:
         initializers.append(numpy_helper.from_array(inv_std.astype(np.float32), f"{input_name}__inv_std"))
         add("Mul", [current, f"{input_name}__inv_std"], "divide_by_std")
-    if layout == "NHWC":
-        add("Transpose", [current], "to_nhwc", perm=[0, 2, 3, 1])
+    perm = {("NHWC", False): [0, 2, 3, 1], ("NHWC", True): [0, 3, 2, 1], ("NCHW", True): [0, 1, 3, 2]}.get(
+        (layout, transpose_hw))
+    if perm is not None:
+        add("Transpose", [current], "to_" + layout.lower() + ("_transposed" if transpose_hw else ""), perm=perm)
     if elem_type != TensorProto.FLOAT:
         add("Cast", [current], "cast", to=elem_type)
     if current == input_name:
@@ -252,7 +271,8 @@ def attach_contract(
     graph.initializer.extend(initializers)
     del graph.input[:]
     graph.input.append(helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [BATCH_DIM, channels, height, width]))
-    rename_value(graph, output.name, output_name)
+    if output_name is not None:
+        rename_value(graph, output.name, output_name)
 
 
 def flatten_output(model: onnx.ModelProto, dim: int) -> None:

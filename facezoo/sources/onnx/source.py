@@ -16,7 +16,6 @@ import numpy as np
 from facezoo.converters.normalization import normalization_constants
 from facezoo.errors import ConversionError
 from facezoo.registry import ModelSpec
-from facezoo.sources import register_source
 
 
 def load_onnx(path: Path):
@@ -31,11 +30,10 @@ def load_onnx(path: Path):
     return model
 
 
-def _files(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
+def onnx_file(spec: ModelSpec, folder: Path, override: Path | None) -> list[Path]:
     return [override or folder / spec.conversion.model]
 
 
-@register_source("onnx", files=_files, standin_writer="facezoo.sources.onnx.standin:write_standin")
 @dataclass
 class OnnxSource:
     """An ONNX file with its registry entry."""
