@@ -16,7 +16,7 @@ app = typer.Typer(
 
 # One module per command group; a module that is not written yet is simply absent.
 COMMAND_MODULES = (
-    "info", "standins", "download", "convert", "demo", "run", "check", "evaluate", "benchmark", "serve", "export",
+    "info", "standins", "download", "convert", "demo", "run", "detect", "check", "evaluate", "benchmark", "serve", "export",
     "embed_dataset",
 )
 

@@ -247,8 +247,14 @@ def _openvino_name(names: set[str], wanted: tuple[str, ...]) -> str:
 
 
 def _card_output_names(path: Path) -> tuple[str, ...]:
+    """The outputs the model card declares for this file (one net of several: that net's)."""
     card = card_beside(path)
-    return tuple(output.name for output in card.outputs) if card else ()
+    if card is None:
+        return ()
+    part = card.part_of(path)
+    if part:
+        return tuple(card.parts[part]["outputs"])
+    return tuple(output.name for output in card.outputs)
 
 
 BACKENDS = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend, "mindspore": MindSporeBackend}

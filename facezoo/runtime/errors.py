@@ -23,4 +23,12 @@ class ModelNotFoundError(FacezooError):
     """No converted artifact matches what the user named."""
 
 
-__all__ = ["BackendError", "DeviceUnavailableError", "InputError", "ModelNotFoundError", "PrecisionUnavailableError"]
+
+
+
+class NoFaceError(FacezooError):
+    """A detector found no face in a photo that needed one (CLI: exit 1; HTTP: 422)."""
+
+
+__all__ = ["BackendError", "DeviceUnavailableError", "InputError", "ModelNotFoundError", "NoFaceError",
+           "PrecisionUnavailableError"]

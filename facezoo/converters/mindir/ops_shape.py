@@ -69,7 +69,19 @@ def _h_reshape(b, node):
     if allowzero and 0 in target:
         raise _unsupported(node, "allowzero with zero-sized dimensions")
     dims = _symbolic_reshape(b.shape(node.input[0], node), target, allowzero, node)
-    _out(b, node, f"ops.reshape({b.expr(node.input[0])}, {_lit(_reshape_tuple(dims, node))})", shape=dims)
+    x = b.expr(node.input[0])
+    if sum(not isinstance(d, int) for d in dims) > 1 and not allowzero:
+        # more than one dimension unknown until run time (a net that runs at any size: [N, -1, C]):
+        # the dimensions ONNX copies (0) are read from the input then, the rest are constants
+        parts = [f"ops.dyn_shape({x})[{i}:{i + 1}]" if int(t) == 0 else
+                 f"ms.Tensor([{int(t)}], ms.int64)" for i, t in enumerate(target)]
+        if sum(int(t) == -1 for t in target) + sum(int(t) == 0 and not isinstance(dims[i], int)
+                                                   for i, t in enumerate(target)) != sum(
+                not isinstance(d, int) for d in dims):
+            raise _unsupported(node, f"target shape {list(dims)}: dynamic dimensions that are neither copied nor -1")
+        _out(b, node, f"ops.reshape({x}, ops.concat(({', '.join(parts)},)))", shape=dims)
+        return
+    _out(b, node, f"ops.reshape({x}, {_lit(_reshape_tuple(dims, node))})", shape=dims)
 
 
 def _h_flatten(b, node):

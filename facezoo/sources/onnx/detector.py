@@ -37,6 +37,7 @@ class _Net:
     model: object = field(repr=False)
     input_name: str = ""
     dynamic: bool = False  # H and W free in the converted graph
+    batch: int | None = None  # the file's fixed batch (None: any)
     session: object = field(default=None, repr=False)
     converted: object = field(default=None, repr=False)
 
@@ -79,7 +80,7 @@ class OnnxDetectorSource:
                                           f"match input {name!r} of {path.name}, which is {dims}")
             spatial = (1, 2) if spec.input.layout == "NHWC" else (2, 3)
             dynamic = spec.input.dynamic_size or any(dims[a] is None for a in spatial)
-            self.nets[part.name] = _Net(part, path, model, name, dynamic)
+            self.nets[part.name] = _Net(part, path, model, name, dynamic, dims[0])
 
     @property
     def source_files(self) -> list[Path]:
@@ -118,20 +119,41 @@ class OnnxDetectorSource:
         return np.ascontiguousarray(batch, np.float32)
 
     def run_part(self, part: str, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """The original net's raw heads for a converted-contract batch (a RunPart)."""
+        """The original net's raw heads for a converted-contract batch (a RunPart); a file that
+        fixes its batch runs in chunks of it (the last padded with copies of its first row)."""
         net = self.net(part)
+        session = self._session(net)
+        feed = self.original_input(batch)
+        step = net.batch or len(feed)
+        chunks = []
+        for start in range(0, len(feed), step):
+            chunk = feed[start : start + step]
+            rows = len(chunk)
+            if rows < step:
+                chunk = np.concatenate([chunk, np.repeat(chunk[:1], step - rows, axis=0)])
+            try:
+                values = session.run(list(net.part.outputs), {net.input_name: chunk})
+            except Exception as exc:
+                raise ConversionError(f"{self.spec.name}: ONNX Runtime cannot run {net.path.name}: {exc}") from None
+            chunks.append([np.asarray(value, np.float32)[:rows] for value in values])
+        return {name: np.concatenate([chunk[k] for chunk in chunks]) for k, name in enumerate(net.part.outputs)}
+
+    def _session(self, net: _Net):
+        """ONNX Runtime on the original graph; where the file declares a size the net does not need
+        (``input.dynamic_size``), on a copy whose declared H×W are free (its nodes untouched)."""
         if net.session is None:
             import onnxruntime as ort
 
+            model = net.model
+            if self.spec.input.dynamic_size:
+                model = copy.deepcopy(model)
+                _free_input_size(model, net.input_name, self.spec.input.layout)
+                _free_spatial_dims(model)
             try:
-                net.session = ort.InferenceSession(str(net.path), providers=["CPUExecutionProvider"])
+                net.session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
             except Exception as exc:
                 raise ConversionError(f"{self.spec.name}: ONNX Runtime cannot load {net.path.name}: {exc}") from None
-        try:
-            values = net.session.run(list(net.part.outputs), {net.input_name: self.original_input(batch)})
-        except Exception as exc:
-            raise ConversionError(f"{self.spec.name}: ONNX Runtime cannot run {net.path.name}: {exc}") from None
-        return {name: np.asarray(value, np.float32) for name, value in zip(net.part.outputs, values)}
+        return net.session
 
     def reference(self, images_bgr: np.ndarray, part: str = "") -> dict[str, np.ndarray]:
         """The original net's heads for uint8 BGR NHWC images."""
@@ -164,6 +186,10 @@ class OnnxDetectorSource:
         model = copy.deepcopy(net.model)
         edits.drop_initializer_inputs(model)
         edits.keep_outputs(model, list(net.part.outputs))
+        if net.batch:  # a batch baked into Reshape targets becomes "the input's batch"
+            edits.pin_batch(model, net.input_name, net.batch)
+            edits.fold_shape_computations(model)
+            edits.rebatch_reshapes(model, net.batch)
         mean = inv_std = None
         if spec.input.normalization == "outside":
             mean, inv_std = normalization_constants(spec, spec.input.channel_order)
@@ -184,8 +210,17 @@ class OnnxDetectorSource:
         return model
 
 
+def _free_input_size(model, name: str, layout: str) -> None:
+    value = next(v for v in model.graph.input if v.name == name)
+    dims = value.type.tensor_type.shape.dim
+    for index, label in zip((1, 2) if layout == "NHWC" else (2, 3), (HEIGHT_DIM, WIDTH_DIM)):
+        dims[index].ClearField("dim_value")
+        dims[index].dim_param = label
+    del model.graph.value_info[:]
+
+
 def _free_spatial_dims(model) -> None:
-    """Outputs of a net that runs at any size: only the batch is declared (their cells follow H×W)."""
+    """Outputs of a net that runs at any size: batch and channels declared, the rest follows H×W."""
     for value in model.graph.output:
         dims = value.type.tensor_type.shape.dim
         for index in range(1, len(dims) - 1):  # the batch and the channels stay

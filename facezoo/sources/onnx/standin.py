@@ -30,7 +30,11 @@ from facezoo.sources.standin_statistics import TRAINED, TrainedStatistics, param
 
 WRITER_VERSION = "1"
 CALIBRATION_FACES = 16
-RECIPES = ("mobilefacenet-sface",)
+#: The architectures this writer makes stand-ins for, with their module:function(seed) -> ModelProto.
+RECIPES = {
+    "mobilefacenet-sface": "facezoo.sources.onnx.standin:sface_like",
+    "yunet": "facezoo.sources.onnx.yunet_standin:yunet_like",
+}
 
 
 @dataclass
@@ -287,21 +291,25 @@ def exported_nhwc(seed: int = 0, statistics: TrainedStatistics | None = TRAINED,
 
 
 def write_standin(spec: ModelSpec, folder: Path, *, seed: int = 0) -> list[Path]:
-    """Write the stand-in ONNX file of an ONNX registry entry into ``folder``."""
+    """Write the stand-in ONNX file of an ONNX registry entry (of one graph, or of one net) into ``folder``."""
+    import importlib
+
     import onnx
 
-    if spec.framework != "onnx" or not spec.conversion.model:
+    models = [part.model for part in spec.parts] or [spec.conversion.model]
+    if spec.framework != "onnx" or not all(models):
         raise FacezooError(f"model {spec.name!r} is not an ONNX model")
     if spec.architecture not in RECIPES:
         raise FacezooError(
             f"no ONNX stand-in for architecture {spec.architecture!r} of {spec.name!r} (recipes: {', '.join(RECIPES)})"
         )
-    if "/" in spec.conversion.model:
-        raise FacezooError(f"model {spec.name!r}: the ONNX stand-in writer writes plain files, not archive members")
-    model = sface_like(seed)
+    if len(models) != 1 or "/" in models[0]:
+        raise FacezooError(f"model {spec.name!r}: the ONNX stand-in writer writes one plain file, not archive members")
+    module, _, function = RECIPES[spec.architecture].partition(":")
+    model = getattr(importlib.import_module(module), function)(seed)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / spec.conversion.model
+    path = folder / models[0]
     partial = folder / f".{path.name}.partial"
     onnx.save_model(model, str(partial))
     partial.replace(path)
