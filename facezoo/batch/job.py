@@ -2,24 +2,31 @@
 
     read_binary_files(paths, include_paths=True)      bytes + path
     map_batches(decode_faces)                        one aligned crop (or error) per face, tasks
+      or map_batches(DetectFaces, ActorPool)         photos: one row per face found, aligned (--detector)
     map_batches(Embedder, compute=ActorPoolStrategy)  the model loaded once per actor
-    map_batches(output_table) → write_parquet         path, face, embedding, error
+    map_batches(output_table) → write_parquet         path, face, embedding, error (+ box, score, landmarks)
 
 Locally Ray starts on this machine; with `ray_address` the same job runs on that cluster.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from facezoo.batch.inputs import IMAGE_EXTENSIONS, is_uri, list_images, read_landmarks, root_key
-from facezoo.batch.stages import decode_faces, output_table
+from facezoo.batch.stages import DetectFaces, decode_faces, output_table
 from facezoo.errors import FacezooError
 from facezoo.runtime import Embedder, load, resolve_artifact
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR
+
+
+#: The CPUs Ray reserves for each detector and embedder actor when both run: half each, so that the
+#: two actor pools and the file reads fit a 2-CPU machine (a whole CPU each left none for the reads).
+ACTOR_CPUS_WITH_DETECTOR = 0.5
 
 
 @dataclass
@@ -34,6 +41,7 @@ class EmbedJob:
     precision: str | None = None
     device: str = "CPU"
     landmarks: Path | None = None
+    detector: str | None = None  # a converted face detector: photos in, one row per face found
     ray_address: str | None = None  # None: a local Ray on this machine
     actors: int = 1
     batch_size: int = 32
@@ -61,7 +69,14 @@ def run_embed_job(job: EmbedJob, say=print) -> JobSummary:
 
     if job.actors < 1 or job.batch_size < 1:
         raise FacezooError("--actors and --batch-size must be at least 1")
+    if job.detector is not None and job.landmarks is not None:
+        raise FacezooError("--detector and --landmarks: give one (the detector finds the landmarks)")
     artifact = resolve_artifact(job.model, job.converted_dir, job.format, job.precision)
+    if job.detector is not None:  # resolved here, so that a bad name fails before Ray starts
+        detector = resolve_artifact(job.detector, job.converted_dir)
+        if detector.card is None or detector.card.task != "face_detection":
+            raise FacezooError(f"--detector {job.detector}: {detector.path} is not a converted face detector")
+        job = dataclasses.replace(job, detector=str(detector.path.resolve()))
     size = _input_size(artifact)
     root = root_key(job.input_dir)
     paths = job.input_dir if is_uri(job.input_dir) else list_images(job.input_dir)
@@ -93,14 +108,23 @@ def _pipeline(ray, job: EmbedJob, model_path: Path, paths, root: str, size, land
 
     listed = {} if isinstance(paths, list) else {"file_extensions": list(IMAGE_EXTENSIONS)}  # a URI: Ray lists it
     files = ray.data.read_binary_files(paths, include_paths=True, **listed)
-    faces = files.map_batches(decode_faces, batch_format="numpy", batch_size=job.batch_size,
-                              fn_kwargs={"root": root, "size": size, "landmarks": landmarks,
-                                         "landmarks_file": str(job.landmarks or "")})
+    if job.detector is not None:
+        faces = files.map_batches(
+            DetectFaces, fn_constructor_kwargs={"detector": job.detector, "size": size, "root": root,
+                                                "device": job.device},
+            batch_format="numpy", batch_size=job.batch_size, compute=ActorPoolStrategy(size=job.actors),
+            num_cpus=ACTOR_CPUS_WITH_DETECTOR,
+        )
+    else:
+        faces = files.map_batches(decode_faces, batch_format="numpy", batch_size=job.batch_size,
+                                  fn_kwargs={"root": root, "size": size, "landmarks": landmarks,
+                                             "landmarks_file": str(job.landmarks or "")})
     embedded = faces.map_batches(
         Embedder,
         fn_constructor_kwargs={"model": str(Path(model_path).resolve()), "device": job.device,
                                "batch_size": job.batch_size},
-        batch_format="numpy", batch_size=job.batch_size, compute=ActorPoolStrategy(size=job.actors), num_cpus=1,
+        batch_format="numpy", batch_size=job.batch_size, compute=ActorPoolStrategy(size=job.actors),
+        num_cpus=ACTOR_CPUS_WITH_DETECTOR if job.detector is not None else 1,
     )
     return embedded.map_batches(output_table, batch_format="numpy")
 

@@ -61,11 +61,66 @@ def decode_faces(batch: dict, *, root: str, size: tuple[int, int], landmarks: di
     }
 
 
+class DetectFaces:
+    """Ray Data callable class: photos (bytes) in, one aligned crop per face found out, with the
+    face's box, score and landmarks; a photo with no face (or that does not decode) is an error
+    row. The detector is loaded once per actor."""
+
+    def __init__(self, detector: str, size: tuple[int, int], root: str, device: str = "CPU"):
+        from facezoo.runtime import Detector
+
+        self.detector = Detector(detector, device=device)
+        self.size = tuple(size)
+        self.root = root
+
+    def __call__(self, batch: dict) -> dict:
+        height, width = self.size
+        rows: dict[str, list] = {key: [] for key in ("path", "face", "image", "error", "box", "score", "landmarks")}
+
+        def add(path, face, crop=None, error="", found=None):
+            rows["path"].append(path)
+            rows["face"].append(face)
+            rows["image"].append(crop if crop is not None else np.zeros((height, width, 3), np.uint8))
+            rows["error"].append(error)
+            rows["box"].append(np.asarray(found.box, np.float32) if found else np.full(4, np.nan, np.float32))
+            rows["score"].append(np.float32(found.score) if found else np.float32(np.nan))
+            rows["landmarks"].append(np.asarray(found.landmarks, np.float32).reshape(10) if found
+                                     else np.full(10, np.nan, np.float32))
+
+        for data, full_path in zip(batch["bytes"], batch["path"]):
+            path = relative_path(str(full_path), self.root)
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if len(data) else None
+            if image is None:
+                add(path, IMAGE_FAILED, error="cannot decode the image (empty, corrupt, or not a format OpenCV reads)")
+                continue
+            found = self.detector.detect(image)
+            if not found:
+                add(path, IMAGE_FAILED, error="no face found")
+                continue
+            for index, face in enumerate(found):
+                try:
+                    add(path, index, align_face(image, face.landmarks, self.size), found=face)
+                except FacezooError as exc:
+                    add(path, index, error=f"face {index}: {exc}", found=face)
+        return {"path": np.asarray(rows["path"], dtype=object), "face": np.asarray(rows["face"], np.int32),
+                "image": np.stack(rows["image"]), "error": np.asarray(rows["error"], dtype=object),
+                "box": np.stack(rows["box"]), "score": np.asarray(rows["score"], np.float32),
+                "landmarks": np.stack(rows["landmarks"])}
+
+
 OUTPUT_SCHEMA = pa.schema([
     ("path", pa.string()),
     ("face", pa.int32()),
     ("embedding", pa.list_(pa.float32())),
     ("error", pa.string()),
+])
+#: With a detector (`embed-dataset --detector`), each row also says which face it is: x1, y1, x2, y2;
+#: the detector's score; 5×2 landmarks in the ArcFace template's order (null on an error row).
+DETECTED_SCHEMA = pa.schema([
+    *OUTPUT_SCHEMA,
+    ("box", pa.list_(pa.float32(), 4)),
+    ("score", pa.float32()),
+    ("landmarks", pa.list_(pa.list_(pa.float32(), 2), 5)),
 ])
 
 
@@ -77,7 +132,16 @@ def output_table(batch: dict) -> pa.Table:
     offsets = pa.array(np.arange(0, (count + 1) * dimension, dimension, dtype=np.int32))
     vectors = pa.ListArray.from_arrays(offsets, pa.array(embeddings.ravel()), mask=pa.array(failed))
     errors = pa.array([str(e) if e else None for e in batch["error"]], type=pa.string())
-    return pa.Table.from_arrays(
-        [pa.array([str(p) for p in batch["path"]], pa.string()), pa.array(batch["face"], pa.int32()), vectors, errors],
-        schema=OUTPUT_SCHEMA,
-    )
+    columns = [pa.array([str(p) for p in batch["path"]], pa.string()), pa.array(batch["face"], pa.int32()), vectors, errors]
+    if "box" not in batch:
+        return pa.Table.from_arrays(columns, schema=OUTPUT_SCHEMA)
+    missing = pa.array(~np.isfinite(np.asarray(batch["score"], np.float32)))
+    boxes = np.ascontiguousarray(batch["box"], np.float32)
+    points = np.ascontiguousarray(batch["landmarks"], np.float32).reshape(count, 10)
+    columns += [
+        pa.FixedSizeListArray.from_arrays(pa.array(boxes.ravel()), 4, mask=missing),
+        pa.array(np.asarray(batch["score"], np.float32), pa.float32(), mask=np.asarray(missing)),
+        pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(pa.array(points.ravel()), 2), 5,
+                                          mask=missing),
+    ]
+    return pa.Table.from_arrays(columns, schema=DETECTED_SCHEMA)

@@ -40,6 +40,10 @@ def embed_dataset(
     landmarks: Annotated[
         Optional[Path], typer.Option("--landmarks", help="JSON {image path: list of 5×2 points per face}.")
     ] = None,
+    detector: Annotated[
+        Optional[str], typer.Option("--detector", help="A converted face detector: photos in, one row per face found "
+                                    "(with its box, score and landmarks); a photo with no face is an error row.")
+    ] = None,
     ray_address: Annotated[
         Optional[str], typer.Option("--ray-address", help="Run on this Ray cluster (default: a local Ray).")
     ] = None,
@@ -52,7 +56,8 @@ def embed_dataset(
 ) -> None:
     """Embed every face under INPUT_DIR with Ray Data and write path, face, embedding (and error) rows.
 
-    Images must be aligned crops of the model's size, or --landmarks gives each face's 5 points.
+    Images must be aligned crops of the model's size, or --landmarks gives each face's 5 points, or
+    --detector finds every face in each photo (one row per face, with box, score and landmarks).
     A corrupt or unaligned image is reported (its row carries the error); every good row is written,
     and the exit status is then 2.
     """
@@ -63,7 +68,7 @@ def embed_dataset(
     if ray_address and (num_cpus or object_store_mb):
         raise FacezooError("--num-cpus and --object-store-mb size a local Ray; a cluster (--ray-address) has its own")
     job = EmbedJob(input_dir, model, output, Path(converted_dir), check_format(fmt), check_precision(precision), device,
-                   landmarks, ray_address, actors, batch_size, num_cpus, object_store_mb)
+                   landmarks, detector, ray_address, actors, batch_size, num_cpus, object_store_mb)
     summary = run_embed_job(job, say=lambda line: console.print(line, highlight=False))
     console.print(f"{summary.embedded} embeddings of {summary.images} images written to {summary.output} "
                   f"in {summary.seconds:.1f} s ({summary.throughput:.1f} faces/s)", highlight=False)

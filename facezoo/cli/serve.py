@@ -25,6 +25,13 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
 
 
+def _detector_name(detector: str, detectors: dict) -> str:
+    """The served name of --detector (a zoo name, or a file whose card names its model)."""
+    if detector in detectors:
+        return detector
+    return next(name for name in detectors if Path(detector).stem.startswith(name))
+
+
 @reports_errors
 def serve(
     models: Annotated[list[str], typer.Argument(metavar="MODEL_OR_FILE...", help="Zoo names or converted files.")],
@@ -56,14 +63,23 @@ def serve(
         Optional[float],
         typer.Option("--threshold", help="Cosine for /verify decisions (default: the registry's, if any)."),
     ] = None,
+    detector: Annotated[
+        Optional[str],
+        typer.Option("--detector", help="A converted face detector (zoo name or file): served at "
+                     "/v1/models/DET/detect, and /embed and /verify take photos, detecting the largest face first."),
+    ] = None,
     zoo: ZooOption = None,
 ) -> None:
     """Serve converted models: KServe v2 REST (tritonclient works), /v1 embed and verify, /metrics.
+
+    A detector (given with --detector, or among the models) answers /v1/models/DET/detect with each
+    photo's faces; its nets' raw heads are KServe models (DET, or DET-PART for a detector of several nets).
 
     Concurrent requests are batched (up to --max-batch images or --max-delay-ms) onto the
     backend's parallel requests. SIGTERM lets the requests in flight finish, then stops.
     """
     from facezoo.serving import BatchingOptions, Metrics, ModelChoice, ServeConfig, create_app, open_model
+    from facezoo.serving.detectors import is_detector, open_detector
     from facezoo.serving.server import bind, run_server, url_of
 
     check_positive(max_batch, "--max-batch")
@@ -84,9 +100,21 @@ def serve(
     registry = open_zoo(zoo)
     metrics = Metrics()
     served: dict = {}
+    detectors: dict = {}
     try:
-        for model in models:
+        for model in [*models, *([detector] if detector else [])]:
             choice = ModelChoice(model, Path(converted_dir), fmt, precision, device, backend)
+            if is_detector(choice):
+                with console.status(f"loading detector {model}"):
+                    found = open_detector(choice, config.batching, timeout_s, metrics.observe_batch)
+                if found.name in detectors or found.name in served:
+                    found.close()
+                    raise FacezooError(f"{model}: a model named {found.name!r} is already served; serve each name once")
+                detectors[found.name] = found
+                console.print(f"{found.name}: detector, nets {', '.join(found.served_nets)}", highlight=False)
+                continue
+            if model == detector:
+                raise FacezooError(f"--detector {detector}: not a converted face detector")
             with console.status(f"loading {model}"):
                 loaded = open_model(choice, registry, config.batching, threshold, metrics.observe_batch)
             if loaded.name in served:
@@ -95,14 +123,20 @@ def serve(
             served[loaded.name] = loaded
             console.print(f"{loaded.name}: {loaded.artifact.path} ({loaded.model.backend.name}, "
                           f"{loaded.model.backend.device}, {loaded.batcher.lanes} parallel requests)", highlight=False)
+        if detector is not None:
+            chosen = next(iter(d for d in detectors.values() if d.name == _detector_name(detector, detectors)))
+            for loaded in served.values():
+                loaded.detector = chosen
         sock = bind(host, port)
     except BaseException:
-        for loaded in served.values():
+        for loaded in [*served.values(), *detectors.values()]:
             loaded.close()
         raise
-    app = create_app(served, config, metrics)
+    app = create_app(served, config, metrics, detectors)
     url = url_of(sock)
-    console.print(f"serving {', '.join(served)} at {url}  (KServe v2: {url}/v2/models/NAME/infer; "
-                  f"faces: {url}/v1/models/NAME/embed and /verify; metrics: {url}/metrics)", highlight=False)
+    console.print(f"serving {', '.join([*served, *detectors])} at {url}  (KServe v2: {url}/v2/models/NAME/infer; "
+                  f"faces: {url}/v1/models/NAME/embed and /verify"
+                  + (f"; detect: {url}/v1/models/{', '.join(detectors)}/detect" if detectors else "")
+                  + f"; metrics: {url}/metrics)", highlight=False)
     run_server(app, sock, drain_s=timeout_s + 5.0, read_timeout_s=read_timeout_s, max_connections=max_connections)
     console.print("stopped: requests in flight were answered", highlight=False)

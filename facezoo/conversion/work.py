@@ -76,8 +76,15 @@ class Work:
             size = self.source.size(part)
             height, width = size if size is not None else (-1, -1)
             facts[part] = {"file_stem": self.stem(part), "input_shape": [-1, 3, height, width],
-                           "outputs": list(self.task.part_outputs(self.spec, part))}
+                           "outputs": list(self.task.part_outputs(self.spec, part)),
+                           "output_shapes": self._output_shapes(part)}
         return facts
+
+    def _output_shapes(self, part: str) -> dict[str, list[int]]:
+        """Each raw output's shape as the converted graph declares it (-1: follows the batch or H×W)."""
+        graph = self.source.converted_model(part).graph
+        return {value.name: [d.dim_value if d.HasField("dim_value") else -1 for d in value.type.tensor_type.shape.dim]
+                for value in graph.output}
 
     def stem(self, part: str) -> str:
         """The file name of one part's artifacts, without suffix."""

@@ -136,7 +136,9 @@ def _specs(artifact: Artifact, backend: Backend) -> tuple[TensorSpec, tuple[Tens
         if part:  # one net of several: its own input size and heads
             facts = card.parts[part]
             shape = tuple(int(d) for d in facts["input_shape"])
-            outputs = tuple(o for o in outputs if o.name in facts["outputs"])
+            shapes = facts.get("output_shapes") or {}
+            outputs = tuple(type(o)(o.name, tuple(shapes.get(o.name, o.shape)), o.dtype, o.attributes)
+                            for o in outputs if o.name in facts["outputs"])
         return (
             TensorSpec(contract.name, shape, contract.dtype, contract.layout, contract.channel_order,
                        contract.pixel_range),

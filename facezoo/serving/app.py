@@ -31,11 +31,18 @@ INLINE_JSON_BYTES = 64 << 10  # larger JSON bodies are parsed off the event loop
 READ = ["GET", "HEAD"]  # every GET route answers HEAD too (headers, no body)
 
 
-def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Metrics | None = None) -> FastAPI:
-    for served in models.values():
+def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Metrics | None = None,
+               detectors: dict | None = None) -> FastAPI:
+    """``models``: served by name (KServe and their task's routes); ``detectors``: ServedDetectors by
+    name, whose nets join ``models`` for KServe and which answer /detect."""
+    detectors = dict(detectors or {})
+    models = dict(models)
+    for detector in detectors.values():
+        models.update(detector.served_nets)
+    for served in [*models.values(), *detectors.values()]:
         missing = [route for route in served.routes if route not in ROUTES]
         if missing:
-            raise FacezooError(f"model {served.name!r}: its task ({served.model.task.name}) asks for the route(s) "
+            raise FacezooError(f"model {served.name!r}: its task ({served.task.name}) asks for the route(s) "
                                f"{', '.join(missing)}, which facezoo.serving does not implement")
     metrics = metrics or Metrics()
     for name, served in models.items():
@@ -62,13 +69,14 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
     _add_error_handlers(app)
 
     def lookup(name: str, version: str | None = None, route: str | None = None) -> ServedModel:
-        served = models.get(name)
+        served = (detectors.get(name) if route is not None else None) or models.get(name)
         if served is None:
-            raise ModelNotServed(f"unknown model {name!r}; this server has {', '.join(map(repr, models))}")
+            known = dict.fromkeys([*detectors, *models])
+            raise ModelNotServed(f"unknown model {name!r}; this server has {', '.join(map(repr, known))}")
         if version not in (None, "", "1"):
             raise ModelNotServed(f"model {name!r} has no version {version!r}; it has version 1")
         if route is not None and route not in served.routes:
-            raise ModelNotServed(f"model {name!r} ({served.model.task.name}) has no /{route}; its routes: "
+            raise ModelNotServed(f"model {name!r} ({served.task.name}) has no /{route}; its routes: "
                                  f"{', '.join('/' + r for r in served.routes) or 'none'} and /v2/models/{name}/infer")
         return served
 
@@ -116,7 +124,8 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
 
     @app.api_route("/v1/models", methods=READ)
     async def list_models():
-        return {"models": [{**served.metadata(), "threshold": served.threshold} for served in models.values()]}
+        return {"models": [{**served.metadata(), "threshold": served.threshold} for served in models.values()],
+                "detectors": [detector.metadata() for detector in detectors.values()]}
 
     def task_route(route: str):
         async def answer(name: str, request: Request):

@@ -175,9 +175,15 @@ class DynamicBatcher:
                 self._lane_wake[lane].notify()
 
     def _take(self, size: int) -> list[_Piece]:
+        """Up to ``size`` rows from the head of the queue, all of one image size (a detector's
+        requests come in any H×W; only rows of one size share a batch)."""
         pieces = []
+        shape = None
         while size > 0 and self._queue:
             ticket = self._queue[0]
+            if shape is not None and ticket.images.shape[1:] != shape:
+                break
+            shape = ticket.images.shape[1:]
             count = min(size, ticket.left)
             pieces.append(_Piece(ticket, ticket.taken, ticket.taken + count))
             ticket.taken += count

@@ -15,6 +15,12 @@ class BadRequest(ServingError):
     status = 400
 
 
+class Unprocessable(ServingError):
+    """Well-formed, but nothing to work on: a photo in which the detector found no face."""
+
+    status = 422
+
+
 class ModelNotServed(ServingError):
     status = 404
 

@@ -10,14 +10,14 @@ aligned first. Every refusal is a 4xx naming the form field.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from starlette.datastructures import UploadFile
 
 from facezoo.errors import FacezooError
-from facezoo.serving.errors import BadRequest
+from facezoo.serving.errors import BadRequest, Unprocessable
 from facezoo.serving.limits import check_image_size, strict_json
 
 MAX_FILES = 256
@@ -33,6 +33,7 @@ class FaceInput:
 
     batch: np.ndarray  # float32 NCHW, the model's prepared input
     labels: list[str]
+    faces: list = field(default_factory=list)  # photos: the face detected and used in each
 
 
 def form_files(form, field: str) -> list[UploadFile]:
@@ -92,22 +93,52 @@ def decode_image(data: bytes, label: str, max_pixels: int = DEFAULT_MAX_IMAGE_PI
 
 
 def prepare_faces(embedder, blobs: list[tuple[str, bytes]], landmarks: np.ndarray | None,
-                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> FaceInput:
+                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, detector=None) -> FaceInput:
     """Decode each image, align or check it, and stack the model's input batch (runs off the event
-    loop). One image is decoded at a time, and each becomes its small crop before the next."""
-    crops, labels = [], []
+    loop). One image is decoded at a time, and each becomes its small crop before the next.
+
+    With a ``detector`` (`facezoo serve --detector`) and no landmarks, each image is a photo: its
+    largest face is found and aligned by its landmarks (none found: 422 naming the field)."""
+    crops, labels, faces = [], [], []
     for index, (label, data) in enumerate(blobs):
         with _DECODING:
             image = decode_image(data, label, max_pixels)
+            points = None if landmarks is None else landmarks[index:index + 1]
+            if points is None and detector is not None:
+                face = largest_face(detector, image, label.split(" (", 1)[0])  # the field, as clients name it
+                faces.append(face)
+                points = np.asarray(face.landmarks, np.float32)[None]
             try:
-                crop = embedder.prepare([image], None if landmarks is None else landmarks[index:index + 1])
+                crop = embedder.prepare([image], points)
             except FacezooError as exc:
                 message = str(exc).removeprefix("image 0: ")
                 raise BadRequest(f"{label}: {message}") from None
             del image
         crops.append(crop)
         labels.append(label)
-    return FaceInput(embedder.model.prepare(np.concatenate(crops)), labels)
+    return FaceInput(embedder.model.prepare(np.concatenate(crops)), labels, faces)
+
+
+def largest_face(detector, image: np.ndarray, label: str):
+    """The largest face the detector finds in a photo; 422 naming ``label`` when there is none."""
+    found = detector.detect(image)
+    if not found:
+        raise Unprocessable(f"no face found in {label}")
+    return max(found, key=lambda face: face.area)
+
+
+def detect_photos(detector, blobs: list[tuple[str, bytes]], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> list[dict]:
+    """Each photo's faces (the JSON of `facezoo detect`); a photo without faces lists none."""
+    photos = []
+    for label, data in blobs:
+        with _DECODING:
+            image = decode_image(data, label, max_pixels)
+            height, width = image.shape[:2]
+            found = detector.detect(image)
+            del image
+        photos.append({"path": label, "width": int(width), "height": int(height),
+                       "faces": [face.as_dict() for face in found]})
+    return photos
 
 
 async def read_blobs(files: list[tuple[str, UploadFile]]) -> list[tuple[str, bytes]]:

@@ -18,6 +18,8 @@ from facezoo.serving.batcher import BatchingOptions, DynamicBatcher
 from facezoo.serving.errors import Unavailable
 from facezoo.serving.kserve import DATATYPE_FOR_NUMPY, TensorSpecV2
 
+#: The H and W a net that takes any size is first run at (a multiple of YuNet's 32).
+WARM_UP_SIZE = 32
 #: KServe `platform` of each converted format, in Triton's spelling.
 PLATFORM_FOR_FORMAT = {"openvino": "openvino_xml", "onnx": "onnxruntime_onnx", "mindir": "mindspore_mindir"}
 
@@ -42,7 +44,8 @@ class ServedModel:
                  threshold_source: str | None = None, on_batch=None):
         self.name = name
         self.model = model
-        self.wrapper = model.wrap()  # the task's checks and alignment, not its inference
+        # the task's checks and alignment, not its inference (a detector's net: the detector's own)
+        self.wrapper = model.wrap() if not self.part else None
         self.threshold = threshold
         self.threshold_source = threshold_source  # "server" (--threshold) or "registry"
         spec_in = model.input_spec
@@ -51,9 +54,11 @@ class ServedModel:
         # every output the task declares, as the model card records them
         self.outputs = [TensorSpecV2(o.name, DATATYPE_FOR_NUMPY[np.dtype(o.dtype).newbyteorder("<")], (-1, *o.shape[1:]))
                         for o in model.output_specs]
+        self.detector = None  # a ServedDetector: photos in /embed and /verify are detected first
         lanes = [model.new_request() for _ in range(max(1, model.optimal_requests))]
+        warm = tuple(d if d > 0 else WARM_UP_SIZE for d in spec_in.shape[1:])  # any H×W: a small one
         for lane in lanes:  # the first inference of each request is slow (allocation, kernels)
-            lane.infer(np.zeros((1, *spec_in.shape[1:]), np.float32))
+            lane.infer(np.zeros((1, *warm), np.float32))
         self.batcher = DynamicBatcher(lanes, batching, name=name,
                                       on_batch=(lambda size, seconds: on_batch(name, size, seconds)) if on_batch else None)
 
@@ -66,9 +71,19 @@ class ServedModel:
         return PLATFORM_FOR_FORMAT[self.artifact.format]
 
     @property
+    def task(self):
+        return self.model.task
+
+    @property
     def routes(self) -> tuple[str, ...]:
-        """The task's own routes this model answers on (/v1/models/NAME/<route>)."""
-        return self.model.task.serving_routes
+        """The task's own routes this model answers on (/v1/models/NAME/<route>); a net of a
+        detector answers KServe only (the detector answers its routes)."""
+        return self.model.task.serving_routes if not self.part else ()
+
+    @property
+    def part(self) -> str:
+        card = self.artifact.card
+        return card.part_of(self.artifact.path) if card is not None and card.parts else ""
 
     def metadata(self) -> dict:
         return {

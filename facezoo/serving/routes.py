@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from facezoo.numerics import l2_normalize
 from facezoo.serving.config import ServeConfig
 from facezoo.serving.errors import BadRequest
-from facezoo.serving.faces import MAX_FILES, form_files, prepare_faces, read_blobs, read_landmarks, read_threshold
+from facezoo.serving.faces import (MAX_FILES, detect_photos, form_files, prepare_faces, read_blobs, read_landmarks,
+                                   read_threshold)
 from facezoo.serving.models import ServedModel
 
 Route = Callable[[ServedModel, Request, ServeConfig], Awaitable[dict]]
@@ -29,9 +30,13 @@ async def embed(served: ServedModel, request: Request, config: ServeConfig) -> d
             raise BadRequest("images: no image files; send multipart/form-data with one or more 'images' files")
         landmarks = read_landmarks(form, len(files))
         blobs = await read_blobs([(f"images[{i}]", f) for i, f in enumerate(files)])
-    faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks, config.max_image_pixels)
+    faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks, config.max_image_pixels,
+                                    served.detector)
     embeddings = l2_normalize(served.wrapper.pick(await served.infer(faces.batch, config.timeout_s)))
-    return {"model": served.name, "dimension": int(embeddings.shape[1]), "embeddings": embeddings.tolist()}
+    answer = {"model": served.name, "dimension": int(embeddings.shape[1]), "embeddings": embeddings.tolist()}
+    if faces.faces:
+        answer["faces"] = [face.as_dict() for face in faces.faces]
+    return answer
 
 
 async def verify(served: ServedModel, request: Request, config: ServeConfig) -> dict:
@@ -52,14 +57,29 @@ async def verify(served: ServedModel, request: Request, config: ServeConfig) -> 
                              "give one: ?threshold=0.36 or a 'threshold' form field")
         landmarks = read_landmarks(form, 2)
         blobs = await read_blobs(files)
-    faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks, config.max_image_pixels)
+    faces = await run_in_threadpool(prepare_faces, served.wrapper, blobs, landmarks, config.max_image_pixels,
+                                    served.detector)
     first, second = l2_normalize(served.wrapper.pick(await served.infer(faces.batch, config.timeout_s)))
     cosine = float(np.dot(first.astype(np.float64), second.astype(np.float64)))
-    return {"model": served.name, "cosine": cosine, "threshold": threshold, "threshold_source": source,
-            "same_person": cosine >= threshold}
+    answer = {"model": served.name, "cosine": cosine, "threshold": threshold, "threshold_source": source,
+              "same_person": cosine >= threshold}
+    if faces.faces:
+        answer["faces"] = {label: face.as_dict() for label, face in zip(("image1", "image2"), faces.faces)}
+    return answer
 
 
-ROUTES: dict[str, Route] = {"embed": embed, "verify": verify}
+async def detect(served, request: Request, config: ServeConfig) -> dict:
+    """Multipart ``images`` (photos) → each photo's faces: box, score, five landmarks."""
+    async with _multipart(request) as form:
+        files = form_files(form, "images")
+        if not files:
+            raise BadRequest("images: no image files; send multipart/form-data with one or more 'images' files")
+        blobs = await read_blobs([(f"images[{i}]", f) for i, f in enumerate(files)])
+    photos = await run_in_threadpool(detect_photos, served, blobs, config.max_image_pixels)
+    return {"detector": served.name, "images": photos}
+
+
+ROUTES: dict[str, Route] = {"embed": embed, "verify": verify, "detect": detect}
 
 
 @contextlib.asynccontextmanager
@@ -74,4 +94,4 @@ async def _multipart(request: Request):
         await form.close()
 
 
-__all__ = ["ROUTES", "Route", "embed", "verify"]
+__all__ = ["ROUTES", "Route", "detect", "embed", "verify"]
