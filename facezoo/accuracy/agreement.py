@@ -48,7 +48,7 @@ from facezoo.runtime.resolve import Artifact, find_artifacts
 from facezoo.sources import open_source, source_paths, thresholds_for
 from facezoo.tasks import DEFAULT_TASK, Outputs, Samples, Task, task_for, task_named
 from facezoo.tasks.recognition import DEFAULT_SAMPLES, THRESHOLD_FROM_REGISTRY, THRESHOLD_FROM_SEPARATION
-from facezoo.validation import ArtifactCheck, failed_check, validate_artifact
+from facezoo.validation import ArtifactCheck, failed_check, validate_artifact, validate_decoded
 from facezoo.validation.table import checks_table
 
 
@@ -191,6 +191,9 @@ def check_model(
                 f"no converted artifacts{kinds} of {spec.name} under {Path(converted_dir) / spec.name}/<{which}>/; "
                 f"run `facezoo convert {spec.name} -o {converted_dir}`"
             )
+        if task.parts(spec) != ("",):  # a model of nets (a detector): each net, then the whole on photos
+            _check_nets(report, spec, task, artifacts, download_dir, images_dir, samples, original, step)
+            return report
         size = (spec.input.height, spec.input.width)
         faces = _samples(task, size, images_dir, samples)
         pairs = pair_indices(len(faces.images))
@@ -221,6 +224,43 @@ def check_model(
     except FacezooError as exc:
         report.error = str(exc)
     return report
+
+
+def _check_nets(report: AgreementReport, spec: ModelSpec, task: Task, artifacts: list[Artifact], download_dir: Path,
+                images_dir: Path | None, samples: int, original: Path | None, step: Callable[[str], None]) -> None:
+    """Each net of each artifact on its probes (raw heads), then every net of one format together on
+    photos (the task's decoded results: a detector's faces), each against the original."""
+    parts = task.parts(spec)
+    report.weights = "local file" if original is not None else weights_status(spec, download_dir)
+    step("running the original model")
+    source = open_source(spec, Path(download_dir) / spec.name, original)
+    probes = {part: task.probe_images(spec, part) for part in parts}
+    reference = {part: source.reference(probes[part], part) for part in parts}
+    photos = task.photos(spec, images_dir, samples)
+    photo_reference = [task.decode(spec, photo, source.run_part) for _, photo in photos]
+    report.samples = len(photos)
+    report.real_images = sum(1 for name, _ in photos if not name.startswith(("astronaut", "composite", "generated")))
+    report.synthetic_images = report.samples - report.real_images
+    report.sample_sources = [name for name, _ in photos]
+    for artifact in artifacts:
+        gate = task.gate(artifact.precision, {artifact.precision: report.check_thresholds.get(artifact.precision)})
+        backends = backends_here(artifact.format)
+        if not backends:
+            report.results.append(failed_check(str(artifact.path), artifact.format, artifact.precision, "-",
+                                               len(photos), task, gate, None,
+                                               f"no backend for {artifact.format} is installed here", spec.name))
+        files = {part or parts[0]: path for part, path in artifact.files.items()}
+        for backend in backends:
+            for part, path in files.items():
+                step(f"{path.name} {artifact.precision} on {backend}")
+                inputs = to_model_input(probes[part], spec.converted.channel_order)
+                report.results.append(validate_artifact(path, fmt=artifact.format, precision=artifact.precision,
+                                                        backend=backend, inputs=inputs, reference=reference[part],
+                                                        task=task, gate=gate, model=spec.name, file_label=path.name))
+            step(f"{spec.name} {artifact.format} {artifact.precision} on {backend}: photos")
+            report.results.append(validate_decoded(files, fmt=artifact.format, precision=artifact.precision,
+                                                   backend=backend, photos=photos, reference=photo_reference,
+                                                   spec=spec, task=task, gate=gate, model=spec.name))
 
 
 def _samples(task: Task, size: tuple[int, int], images_dir: Path | None, count: int) -> Samples:

@@ -49,3 +49,35 @@ def plot_roc(roc: Roc, path: str | Path, *, title: str, note: str = "", marks: d
 
 
 __all__ = ["plot_roc"]
+
+
+def plot_precision_recall(curves: dict, path: str | Path, *, title: str, note: str = "") -> Path:
+    """Precision against recall per split (WIDER FACE easy/medium/hard); written atomically.
+
+    ``curves``: split → rows of (threshold, precision, recall), as facezoo.accuracy.widerface gives them.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(6.4, 4.8), dpi=100)
+    axes = figure.subplots()
+    for split, rows in curves.items():
+        rows = np.asarray(rows, np.float64)
+        keep = np.isfinite(rows[:, 1])
+        axes.plot(rows[keep, 2], rows[keep, 1], linewidth=1.6, label=split)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_title(title, fontsize=10)
+    if note:
+        axes.text(0.02, 0.02, note, transform=axes.transAxes, fontsize=7, color="tab:red", wrap=True)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower left")
+    with atomic_path(path, suffix=".png") as partial:
+        figure.savefig(partial, format="png")
+    return path

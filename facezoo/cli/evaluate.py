@@ -21,7 +21,9 @@ from facezoo.registry import ModelSpec, Zoo
 PROTOCOL_HELP = (
     "insightface: 10 folds, squared L2 of normalized embeddings, thresholds 0..4 step 0.01; "
     "lfw-cosine: 10 folds, cosine of raw embeddings, thresholds [-1, 1) step 0.005; "
-    "roc: TAR@FAR, EER, AUC of cosine. Default: the protocol of the model's published number."
+    "roc: TAR@FAR, EER, AUC of cosine; "
+    "widerface (detectors): AP easy/medium/hard at IoU 0.5 on a WIDER FACE val folder (wider_face_val_bbx_gt.txt, "
+    "the kit's wider_*_val.mat, WIDER_val/images). Default: the protocol of the model's published number."
 )
 STANDIN_REGISTRY_HEADER = "# facezoo stand-in registry"
 
@@ -292,14 +294,27 @@ def evaluate(
     resize: Annotated[
         bool, typer.Option("--resize", help="Resize images that are not aligned crops of the model's size (not advised).")
     ] = False,
+    score: Annotated[
+        Optional[float], typer.Option("--score", min=0.0, max=1.0, help="widerface: the detector's score threshold "
+                                      "(default 0.02: the AP curve needs the low-scoring detections).")
+    ] = None,
     zoo: ZooOption = None,
 ) -> None:
-    """Measure verification accuracy on a face-verification set, beside the published numbers."""
+    """Measure verification accuracy on a face-verification set (or a detector's AP on WIDER FACE),
+    beside the published numbers."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from facezoo.accuracy.agreement import write_json_atomic
 
     registry = open_zoo(zoo)
+    if protocol == "widerface":
+        from facezoo.cli.widerface import evaluate_widerface
+
+        evaluate_widerface(model, dataset, registry, converted_dir=converted_dir, fmt=fmt, precision=precision,
+                           device=device, backend=backend, score=score, json_path=json_path, plot=plot)
+        return
+    if score is not None:
+        raise EvaluationError("--score sets a detector's threshold: it goes with --protocol widerface")
     columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("embedding", total=None)

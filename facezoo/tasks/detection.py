@@ -149,7 +149,7 @@ def compare_detections(reference: Sequence[Sequence[Face]], found: Sequence[Sequ
 
 def _face_bounds(gate: DetectionGate) -> dict:
     return {"cosine_threshold": gate.heads.min_cosine, "relative_error_bound": gate.heads.max_relative_error,
-            "min_iou": gate.min_iou, "max_landmark_px": gate.max_landmark_px, "score_margin": gate.score_margin,
+            "iou_bound": gate.min_iou, "landmark_px_bound": gate.max_landmark_px, "score_margin": gate.score_margin,
             "tie_margin": gate.tie_margin}
 
 
@@ -198,6 +198,7 @@ class Detection(Task):
     name: ClassVar[str] = "face_detection"
     serving_routes: ClassVar[tuple[str, ...]] = ("detect",)
     convert_columns: ClassVar[tuple[Column, ...]] = (
+        Column("file", "{file}"),
         Column("min cos", "{min_cosine:.7f}"),
         Column("max rel err", "{max_relative_error:.2e}"),
         Column("batch cos", "{batch_min_cosine:.7f}"),
@@ -206,6 +207,7 @@ class Detection(Task):
         Column("lmk px", "{max_landmark_px:.3f}"),
     )
     check_columns: ClassVar[tuple[Column, ...]] = (
+        Column("file", "{file}"),
         Column("min cos", "{min_cosine:.7f}"),
         Column("max rel err", "{max_relative_error:.2e}"),
         Column("faces", "{matched}/{faces}"),
