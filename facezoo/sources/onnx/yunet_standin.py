@@ -9,25 +9,28 @@ shapes ([1, N, 1], [1, N, 1], [1, N, 4], [1, N, 10]); Sigmoid on cls/obj; NCHW �
 through Transpose and a Reshape to [1, -1, C], so the graph runs at any padded size in ONNX Runtime
 and OpenCV DNN.
 
-The weights are set by hand so that it behaves like a trained detector on real photos: about one
-face per face after NMS 0.3, true faces scoring ~0.94-0.98 and the rest well below, and every
-prior near a face predicting (nearly) the same box and landmarks, so that whichever of them NMS
-keeps, and whichever wins when a converter moves the scores a little, the face is the same.
-How:
+The weights are set by hand so that it behaves like a trained detector on real photos: one face
+per face after NMS 0.3, true faces scoring ~0.94-0.98 and the rest far below (background ~1e-3),
+every prior near a face predicting (nearly) the same box and landmarks, so that whichever of them
+NMS keeps, and whichever wins when a converter moves the scores a little, the face is the same; and
+raw heads that FP16 moves by well under 1 % of their range. How:
 
-* trunk: layer 1 (/2) measures per pixel soft skin colour ranges (trapezoids and ramps 10-25 grey
-  levels wide, no hard thresholds), how fast R-G changes (the blurred border between two other
-  colours passes through skin colours), and the raw B+G+R sum; layer 2 (/4) ANDs them into a skin
-  map; layers 3-5 carry it down to /8, /16 and /32 with mass-preserving binomial blurs (at /8 a
-  soft cut drops lines and specks);
-* heads: each prior measures the skin around it in flat-topped windows (mass, centroid offset,
-  second moments), using the smallest of six window sizes that holds the blob whole (half of a
-  stride's windows are, in pixels, those of the next, so two strides measure a face alike). The box is
-  centred on the centroid with sides from the mass; the landmarks are a face template on that box;
-  so every prior whose window holds the face gives the same box. cls/obj fall with the centroid's
-  distance from the prior (steeply past one cell, so few priors score near the threshold) and with
-  a blob that is too large or small for the stride, elongated, sparse, or thin at the prior;
-  offsets and sizes are clamped so bbox/kps stay within a few units.
+* trunk: layer 1 (/2) measures per pixel how far its colour lies outside soft skin ranges (ramps
+  10-45 grey levels wide, no hard thresholds; pieces that are zero inside the ranges, so a skin
+  pixel's stay exact in FP16), how fast R-G changes (the blurred border between two other colours
+  passes through skin colours), and the raw B+G+R sum; layer 2 (/4) turns them into a skin map
+  (1 less the deficits) and a constant channel; layers 3-5 carry the map down to /8, /16 and /32
+  with mass-preserving binomial blurs (at /8 less a soft cut, subtracted inside the convolution by
+  way of the constant, that drops lines and specks);
+* heads: each prior measures the skin around it in flat-topped windows (mass, centroid offset
+  clamped to ±1.5 cells, second moments) and takes those of the smallest of six window sizes that
+  holds the blob whole (half of a stride's windows are, in pixels, those of the next, so two
+  strides measure a face alike). The box is centred on the centroid with sides from the mass; the
+  landmarks are a face template on that box; so every prior whose window holds the face gives the
+  same box. cls/obj fall with the centroid's distance from the prior (steeply past one cell, so few
+  priors score near the threshold) and with a blob that is too large or small for the stride,
+  elongated, sparse, or thin at the prior, down to a floor; offsets and sizes are clamped, and
+  offsets fade out where a window holds next to no skin, so bbox/kps stay within a few units.
 
 Like a trained network it is unkind to converters: every trunk convolution is followed by an
 unfolded BatchNormalization whose statistics look trained (moving means and variances off
@@ -63,7 +66,7 @@ _TEMPLATE = np.array([[-0.17, -0.10], [0.17, -0.10], [0.0, 0.05], [-0.13, 0.22],
 # Box sides in units of sqrt(skin area): a face's skin covers most of its box.
 _BOX_W, _BOX_H = 1.15, 1.40
 
-# -- skin (BGR input, per pixel after a 3x3 blur): corners of soft trapezoids and ramps, 10-25 grey
+# -- skin (BGR input, per pixel after a 3x3 blur): corners of soft trapezoids and ramps, 10-45 grey
 # levels wide, so that small input errors move the map a little only.
 _RG = (8.0, 20.0, 75.0, 100.0)  # R-G
 _GB = (-4.0, 6.0, 52.0, 70.0)  # G-B
@@ -80,7 +83,9 @@ _RADII = {s: tuple(4.0 * 2.0 ** (k / 3.0) for k in range(-2, 4)) for s in STRIDE
 _FIT = (0.015, 0.05)  # skin cover of a window's inner edge band: the blob fits below, spills above
 _MASS_EPS = 0.05  # cells of skin added to every window's mass: no division by zero on gray
 _VAR_EPS = 0.25  # cells² added to the variances before their log
-_OFFSET_LIMIT = 3.0  # centroid offsets clamped to this many cells (such priors score ~0.7 at best)
+_OFFSET_LIMIT = 1.5  # centroid offsets clamped to this many cells (such priors score below ~0.85)
+_OFFSET_MASS = (0.5, 1.5)  # offsets fade in from this sqrt(skin mass) (cells) over the next
+_MIN_MASS = 1.0  # box sides as if the window held at least this much skin (cells)
 
 # -- scores. Per stride, the log skin area (cells²) it prefers (skin of 24-48, 48-96, 96-320 px
 # across) and the side (cells) at which its boxes stop growing.
@@ -94,7 +99,10 @@ _DENSE = -0.85  # log(mass / (4π σx σy)) below this: skin too thin or scatter
 # so that scores cross the threshold steeply; per unit of log area out of the stride's range; per
 # unit of taper fraction; at a prior filled with skin; per unit of elongation out of tolerance; per
 # unit of sparseness)
-_LOGIT = {"cls": (1.3, 0.9, 2.0, 4.0, 6.0, 2.5, 3.0, 4.0), "obj": (1.2, 0.8, 2.0, 5.0, 5.0, 2.6, 3.0, 4.0)}
+_LOGIT = {"cls": (1.3, 0.9, 3.0, 4.0, 6.0, 2.5, 3.0, 4.0), "obj": (1.2, 0.8, 3.0, 5.0, 5.0, 2.6, 3.0, 4.0)}
+_SMALL_LIMIT = 1.5  # log area below the range counts up to this much
+_FLOOR = -7.0  # logits held above this: background scores ~1e-3, as a trained net's (not 1e-30)
+_TRUNK_NOISE = 0.1  # std of the weights from the trunk's random channels to the logits
 
 
 class _Graph:
@@ -178,16 +186,27 @@ def _random_rows(r: np.random.Generator, rows: int, cin: int, std: float) -> np.
     return r.normal(0.0, std, (rows, cin, 3, 3))
 
 
-def _trapezoid(index: int, corners) -> dict[int, float]:
-    """Coefficients over the channels relu(v - c_k) that give a trapezoid 0 → 1 → 0 in v."""
-    c0, c1, c2, c3 = corners
-    return {index: 1 / (c1 - c0), index + 1: -1 / (c1 - c0), index + 2: -1 / (c3 - c2), index + 3: 1 / (c3 - c2)}
-
-
-def _ramp(index: int, corners) -> dict[int, float]:
-    """Coefficients over relu(v - a), relu(v - b) that give a ramp 0 → 1 from a to b."""
-    a, b = corners
-    return {index: 1 / (b - a), index + 1: -1 / (b - a)}
+def _deficit(vector: np.ndarray, corners) -> tuple[list, list, dict[int, float]]:
+    """How far v = vector · BGR lies outside a soft range: 2 corners (a ramp rising from a to b) or
+    4 (a trapezoid c0 < c1 ≤ c2 < c3). Returns the layer-1 rows and shifts of the pieces
+    relu(c - v) below the range and relu(v - c) above it, all zero inside it, and the coefficients
+    over them that give the deficit: 0 inside, rising linearly to 1 outside."""
+    if len(corners) == 2:
+        below, above = corners, ()
+    else:
+        below, above = corners[:2], corners[2:]
+    rows, shifts, coefficients = [], [], {}
+    if below:
+        a, c = below
+        rows += [-vector, -vector]
+        shifts += [c, a]  # relu(c - v), relu(a - v)
+        coefficients.update({0: 1.0 / (c - a), 1: -1.0 / (c - a)})
+    if above:
+        c, d = above
+        rows += [vector, vector]
+        shifts += [-c, -d]  # relu(v - c), relu(v - d)
+        coefficients.update({len(rows) - 2: 1.0 / (d - c), len(rows) - 1: -1.0 / (d - c)})
+    return rows, shifts, coefficients
 
 
 def _window(radius: float, taper: float, half: int | None = None) -> np.ndarray:
@@ -210,18 +229,23 @@ def yunet_like(seed: int = 0):
     from onnx import TensorProto, helper, numpy_helper
 
     g = _Graph(seed)
-    # -- layer 1 (/2): soft skin measures per pixel (relu(v - corner) for each corner), how fast R-G
-    # changes there, and the B+G+R sum
+    # -- layer 1 (/2): per pixel, how far its colour lies outside each soft skin range (pieces that
+    # are zero inside the range, so a skin pixel's are exact in FP16), how fast R-G changes there,
+    # and the B+G+R sum
     b, gr, rd = np.eye(3)
-    rows, shifts = [], []
+    rows, shifts, deficit = [], [], {}
     for vector, corners in ((rd - gr, _RG), (gr - b, _GB), (rd - gr - (gr - b) / 2, _HUE), (rd, _RED)):
-        rows += [vector] * len(corners)
-        shifts += [-c for c in corners]
+        piece_rows, piece_shifts, coefficients = _deficit(vector, corners)
+        deficit.update({len(rows) + i: c for i, c in coefficients.items()})
+        rows += piece_rows
+        shifts += piece_shifts
+    bright_index = len(rows)
     rows.append(b + gr + rd)
     shifts.append(0.0)
     kernel = _spread(np.array(rows))
     sobel = np.outer([1.0, 2.0, 1.0], [-1.0, 0.0, 1.0]) / 8.0  # d/dx in grey levels per pixel
     edges = np.stack([sign * (rd - gr)[:, None, None] * k for k in (sobel, sobel.T) for sign in (1.0, -1.0)])
+    edge_index = len(rows)
     kernel = np.concatenate([kernel, edges])
     shifts += [-_EDGE[0]] * 4
     designed = len(shifts)  # 17: R-G at 4 corners, G-B at 4, hue at 2, R at 2, the sum, 4 edges
@@ -231,31 +255,37 @@ def yunet_like(seed: int = 0):
     shift = np.concatenate([shifts, g.rng("l1/shift").normal(0.0, 0.5, extra)])
     x = g.conv_bn_relu(INPUT_NAME, kernel, 2, scale, shift, "l1")
 
-    # -- layer 2 (/4): channel 0 the skin map (an AND of the four measures, less where colour
-    # edges are), channel 1 the B+G+R sum, the rest mixed from layer 1's random channels
+    # -- layer 2 (/4): channel 0 the skin map, 1 less the deficits (an AND of the four ranges) and
+    # less where colour edges are (the blurred border between two other colours passes through skin
+    # colours); channel 1 the B+G+R sum; channel 2 a constant 1; the rest mixed from layer 1's random
+    # channels
     skin = np.zeros(WIDTH_1)
-    for index, value in {**_trapezoid(0, _RG), **_trapezoid(4, _GB), **_ramp(8, _HUE), **_ramp(10, _RED)}.items():
-        skin[index] = value
-    skin[13:17] = -1.0 / _EDGE[1]
+    for index, value in deficit.items():
+        skin[index] = -value
+    skin[edge_index:edge_index + 4] = -1.0 / _EDGE[1]
     bright = np.zeros(WIDTH_1)
-    bright[12] = 1.0
+    bright[bright_index] = 1.0
     r = g.rng("l2")
-    mix = np.concatenate([np.zeros((WIDTH - 2, designed)), r.normal(0.0, 0.3, (WIDTH - 2, extra))], axis=1)
-    kernel = _spread(np.vstack([skin, bright, mix]))
-    shift = np.concatenate([[-3.0, 0.0], r.normal(0.0, 0.2, WIDTH - 2)])
+    mix = np.concatenate([np.zeros((WIDTH - 3, designed)), r.normal(0.0, 0.3, (WIDTH - 3, extra))], axis=1)
+    kernel = _spread(np.vstack([skin, bright, np.zeros(WIDTH_1), mix]))
+    shift = np.concatenate([[1.0, 0.0, 1.0], r.normal(0.0, 0.2, WIDTH - 3)])
     x = g.conv_bn_relu(x, kernel, 2, np.ones(WIDTH), shift, "l2")
 
-    # -- layers 3..5 (/8, /16, /32): channels 0 and 1 blurred down, the rest mixed at random
+    # -- layers 3..5 (/8, /16, /32): channels 0 and 1 blurred down (at /8 the skin fraction less
+    # _SOLID: lines and specks go; subtracted in the convolution, by way of the constant channel,
+    # so that FP16 keeps the small differences), the rest mixed at random
     features = {}
     for stride in STRIDES:
         r = g.rng(f"down{stride}")
         keep = np.zeros((2, WIDTH, 3, 3))
         keep[0, 0], keep[1, 1] = _BINOMIAL, _BINOMIAL
-        kernel = np.concatenate([keep, _random_rows(r, WIDTH - 2, WIDTH, 0.15)])
-        kernel[2:, :2] = 0.0  # the random channels stay off the skin map and the 0..765 sum
-        scale, shift = np.ones(WIDTH), np.concatenate([[0.0, 0.0], r.normal(0.0, 0.1, WIDTH - 2)])
+        scale = np.ones(WIDTH)
         if stride == STRIDES[0]:
-            scale[0], shift[0] = 1.0 / (1.0 - _SOLID), -_SOLID / (1.0 - _SOLID)
+            keep[0, 2] = -_SOLID * _BINOMIAL
+            scale[0] = 1.0 / (1.0 - _SOLID)
+        kernel = np.concatenate([keep, _random_rows(r, WIDTH - 2, WIDTH, 0.15)])
+        kernel[2:, :3] = 0.0  # the random channels stay off the skin map, the 0..765 sum (and the constant)
+        shift = np.concatenate([[0.0, 0.0], r.normal(0.0, 0.1, WIDTH - 2)])
         x = g.conv_bn_relu(x, kernel, 2, scale, shift, f"down{stride}")
         features[stride] = x
 
@@ -280,16 +310,19 @@ def yunet_like(seed: int = 0):
     return model
 
 
-def _measure(g: _Graph, stride: int, skin_map: str) -> tuple[str, str]:
+def _measure(g: _Graph, stride: int, skin_map: str) -> str:
     """Per prior, the skin around it in the smallest window that holds its blob whole.
 
-    Returns (Σ s·[w·dx, w·dy, 1 - w, w·dx², w·dy²], Σ s·w + eps) over the footprint of window w
-    (s the skin map, offsets in cells), as a blend: window k gets weight fit_k · Π_{j<k} (1 - fit_j), where fit_k says that skin barely
-    covers the band just inside window k's flat edge, so the blob lies within its flat part; the
-    largest window takes what is left. Every prior whose chosen windows hold the blob flat then
-    measures the same centroid (prior + offset) and mass.
+    Each window w gives [dx, dy, taper fraction, E dx², E dy², log mass] (Σ s·[w·dx, w·dy, 1 - w,
+    w·dx², w·dy²] over Σ s·w + eps, s the skin map, offsets in cells, dx and dy clamped to
+    ±_OFFSET_LIMIT); the result blends them, window k with weight fit_k · Π_{j<k} (1 - fit_j),
+    where fit_k says that skin barely covers the band just inside window k's flat edge, so the blob
+    lies within its flat part; the largest window takes what is left. Every prior whose chosen windows hold the blob flat then measures the same
+    centroid (prior + offset) and mass. (Blending the ratios rather than the sums, with offsets
+    clamped, keeps a sliver of weight on a large window, which FP16 rounding moves, from swinging
+    the result.)
     """
-    numerator = denominator = rest = None
+    blend = rest = None
     radii = _RADII[stride]
     for k, radius in enumerate(radii):
         taper = radius / 4.0
@@ -298,8 +331,19 @@ def _measure(g: _Graph, stride: int, skin_map: str) -> tuple[str, str]:
         d = np.arange(-half, half + 1, dtype=np.float64)
         moments = np.stack([window * d[None, :], window * d[:, None], 1.0 - window,
                             window * d[None, :] ** 2, window * d[:, None] ** 2])[:, None]
-        num = g.conv(skin_map, moments, None, f"moments{stride}_{k}")
-        den = g.conv(skin_map, window[None, None], np.array([_MASS_EPS]), f"mass{stride}_{k}")
+        mass = g.conv(skin_map, window[None, None], np.array([_MASS_EPS]), f"mass{stride}_{k}")
+        ratios = g.node("Div", [g.conv(skin_map, moments, None, f"moments{stride}_{k}"), mass], "div")
+        # offsets clamped to ±_OFFSET_LIMIT: a window that sees a blob far off gives an offset that
+        # says no more than "far", so a sliver of weight on it moves the blend little
+        limit = _OFFSET_LIMIT
+        beyond = g.node("Relu", [g.conv(ratios, _1x1([[1, 0, 0, 0, 0], [-1, 0, 0, 0, 0], [0, 1, 0, 0, 0],
+                                                      [0, -1, 0, 0, 0]]), np.full(4, -limit),
+                                        f"beyond{stride}_{k}")], "relu")
+        w = np.zeros((5, 9))
+        w[:, :5] = np.eye(5)
+        w[0, 5], w[0, 6], w[1, 7], w[1, 8] = -1.0, 1.0, -1.0, 1.0
+        ratios = g.conv(g.node("Concat", [ratios, beyond], "concat", axis=1), _1x1(w), None, f"clamp{stride}_{k}")
+        measured = g.node("Concat", [ratios, g.node("Log", [mass], "log")], "concat", axis=1)
         if k < len(radii) - 1:
             band = window - _window(radius - taper, taper, half)
             lo, hi = _FIT
@@ -313,84 +357,100 @@ def _measure(g: _Graph, stride: int, skin_map: str) -> tuple[str, str]:
             left = g.conv(fit, _1x1([[0.0, 1.0]]), None, f"left{stride}_{k}")
         else:
             weight, left = rest, None
-        part_num, part_den = (g.node("Mul", [weight, t], "mul") for t in (num, den))
-        numerator = part_num if numerator is None else g.node("Add", [numerator, part_num], "add")
-        denominator = part_den if denominator is None else g.node("Add", [denominator, part_den], "add")
+        part = g.node("Mul", [weight, measured], "mul")
+        blend = part if blend is None else g.node("Add", [blend, part], "add")
         rest = left
-    return numerator, denominator
+    return blend
 
 
 def _head(g: _Graph, stride: int, feature: str) -> dict[str, str]:
     """cls, obj, bbox and kps of one stride (NCHW), from the skin map in channel 0 of ``feature``."""
     r = g.rng(f"head{stride}")
     skin_map = g.conv(feature, _1x1([[1.0] + [0.0] * (WIDTH - 1)]), None, f"skin{stride}")
-    numerator, mass = _measure(g, stride, skin_map)
-    ratios = g.node("Div", [numerator, mass], "div")  # dx, dy (cells), taper fraction, E dx², E dy²
-    squares = g.node("Mul", [ratios, ratios], "mul")
-    w = np.zeros((2, 10))
-    w[0, 3], w[0, 5], w[1, 4], w[1, 6] = 1.0, -1.0, 1.0, -1.0
+    measured = _measure(g, stride, skin_map)  # dx, dy (cells), taper fraction, E dx², E dy², log mass
+    squares = g.node("Mul", [measured, measured], "mul")
+    w = np.zeros((2, 12))
+    w[0, 3], w[0, 6], w[1, 4], w[1, 7] = 1.0, -1.0, 1.0, -1.0
     # E dx² - (E dx)² cancels where a prior is far from the skin: the Relu keeps a rounded result
     # (FP16) from going below zero there
-    variances = g.node("Relu", [g.conv(g.node("Concat", [ratios, squares], "concat", axis=1), _1x1(w), None,
+    variances = g.node("Relu", [g.conv(g.node("Concat", [measured, squares], "concat", axis=1), _1x1(w), None,
                                        f"var{stride}")], "relu")
     variances = g.node("Add", [variances, g.const("var_eps", np.full((1, 2, 1, 1), _VAR_EPS, np.float32))], "add")
+    root = g.node("Exp", [g.conv(measured, _1x1([[0.0] * 5 + [0.5]]), None, f"half_log{stride}")], "exp")  # √mass
     centre = g.conv(skin_map, _BINOMIAL[None, None], None, f"centre{stride}")
-    head = g.node("Concat", [ratios, g.node("Log", [variances], "log"), g.node("Log", [mass], "log"),
-                             g.node("Sqrt", [mass], "sqrt"), centre], "concat", axis=1)
-    # head: 0 dx, 1 dy, 2 taper fraction, 3 E dx², 4 E dy², 5 log var x, 6 log var y, 7 log mass,
-    # 8 sqrt mass, 9 skin at the prior. parts = relu(affine(head)):
+    head = g.node("Concat", [measured, g.node("Log", [variances], "log"), root, centre], "concat", axis=1)
+    # head: 0 dx, 1 dy (clamped), 2 taper fraction, 3 E dx², 4 E dy², 5 log mass, 6 log var x,
+    # 7 log var y, 8 sqrt mass, 9 skin at the prior. parts: relu(affine(head)), by name
     lo, hi = _SCALE[stride]
     e0, e_tol = _ELONGATION
-    limit, side = _OFFSET_LIMIT, _MAX_SIDE[stride]
-    terms = [  # (weights on head channels, bias)
-        ({0: 1.0}, 0.0), ({0: -1.0}, 0.0), ({1: 1.0}, 0.0), ({1: -1.0}, 0.0),  # 0-3 |dx|, |dy| in halves
-        ({7: 1.0}, -hi), ({7: -1.0}, lo),  # 4, 5: log area above, below the stride's range
-        ({2: 1.0}, 0.0),  # 6: skin in the window's taper
-        ({9: 1.0}, 0.0), ({9: 1.0}, -_FILL),  # 7, 8: skin at the prior, its excess over _FILL
-        ({6: 1.0, 5: -1.0}, -(e0 + e_tol)), ({6: -1.0, 5: 1.0}, e0 - e_tol),  # 9, 10: taller, wider than a face
-        ({7: -1.0, 5: 0.5, 6: 0.5}, np.log(4 * np.pi) + _DENSE),  # 11: sparse
-        ({0: 1.0}, -limit), ({0: -1.0}, -limit), ({1: 1.0}, -limit), ({1: -1.0}, -limit),  # 12-15: offsets over
-        ({7: 1.0}, -2.0 * np.log(side)), ({8: 1.0}, -side),  # 16, 17: size over the stride's largest box
-        ({0: 1.0}, -1.0), ({0: -1.0}, -1.0), ({1: 1.0}, -1.0), ({1: -1.0}, -1.0),  # 18-21: offsets over a cell
-    ]
+    side = _MAX_SIDE[stride]
+    terms = {  # name: (weights on head channels, bias)
+        "+dx": ({0: 1.0}, 0.0), "-dx": ({0: -1.0}, 0.0), "+dy": ({1: 1.0}, 0.0), "-dy": ({1: -1.0}, 0.0),
+        "+dx>1": ({0: 1.0}, -1.0), "-dx>1": ({0: -1.0}, -1.0), "+dy>1": ({1: 1.0}, -1.0), "-dy>1": ({1: -1.0}, -1.0),
+        "large": ({5: 1.0}, -hi), "small": ({5: -1.0}, lo),  # log area above, below the stride's range
+        "very small": ({5: -1.0}, lo - _SMALL_LIMIT),  # below by more than _SMALL_LIMIT
+        "taper": ({2: 1.0}, 0.0),  # skin in the window's taper
+        "fill": ({9: 1.0}, 0.0), "overfill": ({9: 1.0}, -_FILL),  # skin at the prior, its excess over _FILL
+        "tall": ({7: 1.0, 6: -1.0}, -(e0 + e_tol)), "wide": ({7: -1.0, 6: 1.0}, e0 - e_tol),
+        "sparse": ({5: -1.0, 6: 0.5, 7: 0.5}, np.log(4 * np.pi) + _DENSE),
+        "log mass": ({5: 1.0}, -np.log(_MIN_MASS)), "log mass over": ({5: 1.0}, -2.0 * np.log(side)),
+        "root": ({8: 1.0}, -np.sqrt(_MIN_MASS)), "root over": ({8: 1.0}, -side),
+        "fade": ({8: 1.0}, -_OFFSET_MASS[0]), "fade over": ({8: 1.0}, -sum(_OFFSET_MASS)),
+    }
+    index = {name: i for i, name in enumerate(terms)}
     w = np.zeros((len(terms), 10))
-    for row, (weights, _) in enumerate(terms):
+    for row, (weights, _) in enumerate(terms.values()):
         for column, value in weights.items():
             w[row, column] = value
-    parts = g.node("Relu", [g.conv(head, _1x1(w), np.array([bias for _, bias in terms]), f"parts{stride}")], "relu")
-    both = g.node("Concat", [head, parts], "concat", axis=1)  # 10 + 22 channels
+    parts = g.node("Relu", [g.conv(head, _1x1(w), np.array([bias for _, bias in terms.values()]), f"parts{stride}")],
+                   "relu")
 
-    # bbox: the centroid offset (clamped), log sides from the mass (clamped)
-    w = np.zeros((4, 10 + len(terms)))
-    w[0, 0], w[0, 10 + 12], w[0, 10 + 13] = 1.0, -1.0, 1.0
-    w[1, 1], w[1, 10 + 14], w[1, 10 + 15] = 1.0, -1.0, 1.0
-    w[2:, 7], w[2:, 10 + 16] = 0.5, -0.5
-    outputs = {"bbox": g.conv(both, _1x1(w), np.array([0.0, 0.0, np.log(_BOX_W), np.log(_BOX_H)]),
-                              f"bbox{stride}")}
-    # kps: the template on that box, around the centroid
-    w = np.zeros((10, 10 + len(terms)))
-    w[0::2, 0], w[0::2, 10 + 12], w[0::2, 10 + 13] = 1.0, -1.0, 1.0
-    w[1::2, 1], w[1::2, 10 + 14], w[1::2, 10 + 15] = 1.0, -1.0, 1.0
-    w[0::2, 8], w[0::2, 10 + 17] = _TEMPLATE[:, 0] * _BOX_W, -_TEMPLATE[:, 0] * _BOX_W
-    w[1::2, 8], w[1::2, 10 + 17] = _TEMPLATE[:, 1] * _BOX_H, -_TEMPLATE[:, 1] * _BOX_H
-    outputs["kps"] = g.conv(both, _1x1(w), None, f"kps{stride}")
+    def weights(rows: int, values: dict, width: int = len(terms), first: int = 0) -> np.ndarray:
+        """A rows × width 1x1 kernel: values maps (row, part name) to a weight (part names index
+        channels from ``first`` on)."""
+        kernel = np.zeros((rows, width))
+        for (row, name), value in values.items():
+            kernel[row, first + index[name]] += value
+        return kernel
 
-    # cls, obj: the parts, and a little of the trunk's random channels (obj also a little of B+G+R)
-    with_trunk = g.node("Concat", [parts, feature], "concat", axis=1)  # 22 + WIDTH channels
+    # bbox, kps: the centroid offset faded in with the mass (a window with next to no skin has no
+    # centroid to speak of), sides from the mass held within [_MIN_MASS, side²]; kps the template
+    # on that box, around the centroid
+    w = weights(3, {(2, "fade"): 1.0 / _OFFSET_MASS[1], (2, "fade over"): -1.0 / _OFFSET_MASS[1]}, 10 + len(terms), 10)
+    w[0, 0] = w[1, 1] = 1.0
+    offsets = g.conv(g.node("Concat", [head, parts], "concat", axis=1), _1x1(w), None, f"offsets{stride}")
+    fade = g.conv(offsets, _1x1([[0.0, 0.0, 1.0]]), None, f"fade{stride}")
+    faded = g.node("Mul", [offsets, fade], "mul")  # dx·fade, dy·fade, fade²
+    sizes = g.node("Concat", [faded, parts], "concat", axis=1)
+    w = weights(4, {(k, name): value for k in (2, 3) for name, value in (("log mass", 0.5), ("log mass over", -0.5))},
+                3 + len(terms), 3)
+    w[0, 0] = w[1, 1] = 1.0
+    bias = np.array([0.0, 0.0, np.log(_BOX_W), np.log(_BOX_H)]) + np.r_[0.0, 0.0, 0.5, 0.5] * np.log(_MIN_MASS)
+    outputs = {"bbox": g.conv(sizes, _1x1(w), bias, f"bbox{stride}")}
+    template = (_TEMPLATE * np.array([_BOX_W, _BOX_H])).reshape(-1)
+    w = weights(10, {}, 3 + len(terms), 3)
+    w[0::2, 0] = w[1::2, 1] = 1.0
+    w[:, 3 + index["root"]], w[:, 3 + index["root over"]] = template, -template
+    outputs["kps"] = g.conv(sizes, _1x1(w), template * np.sqrt(_MIN_MASS), f"kps{stride}")
+
+    # cls, obj: the parts (every term bounded) held above _FLOOR, then a little of the trunk's
+    # random channels (obj also a little of B+G+R), so that background priors score ~1e-3, varied
     for name in ("cls", "obj"):
         peak, slope, steep, scale_slope, taper_slope, fill_gain, shape_slope, dense_slope = _LOGIT[name]
-        w = np.zeros((1, len(terms) + WIDTH))
-        w[0, 0:4] = -slope
-        w[0, 18:22] = -steep
-        w[0, 4:6] = -scale_slope
-        w[0, 6] = -taper_slope
-        w[0, 7], w[0, 8] = fill_gain / _FILL, -fill_gain / _FILL  # skin at the prior, up to _FILL
-        w[0, 9:11] = -shape_slope
-        w[0, 11] = -dense_slope
-        w[0, len(terms) + 2:] = r.normal(0.0, 0.03, WIDTH - 2)
+        values = {(0, part): -slope for part in ("+dx", "-dx", "+dy", "-dy")}
+        values.update({(0, part): -steep for part in ("+dx>1", "-dx>1", "+dy>1", "-dy>1")})
+        values.update({(0, "large"): -scale_slope, (0, "small"): -scale_slope, (0, "very small"): scale_slope,
+                       (0, "taper"): -taper_slope, (0, "fill"): fill_gain / _FILL, (0, "overfill"): -fill_gain / _FILL,
+                       (0, "tall"): -shape_slope, (0, "wide"): -shape_slope, (0, "sparse"): -dense_slope})
+        above = g.node("Relu", [g.conv(parts, _1x1(weights(1, values)), np.array([peak - _FLOOR]),
+                                       f"{name}{stride}_design")], "relu")
+        w = np.zeros((1, 1 + WIDTH))
+        w[0, 0] = 1.0
+        w[0, 1 + 2:] = r.normal(0.0, _TRUNK_NOISE, WIDTH - 2)
         if name == "obj":
-            w[0, len(terms) + 1] = 2e-4  # brighter skin is a bit more certain
-        logit = g.conv(with_trunk, _1x1(w), np.array([peak]), f"{name}{stride}")
+            w[0, 1 + 1] = 2e-4  # brighter skin is a bit more certain (the 0..765 channel)
+        logit = g.conv(g.node("Concat", [above, feature], "concat", axis=1), _1x1(w), np.array([_FLOOR]),
+                       f"{name}{stride}")
         outputs[name] = g.node("Sigmoid", [logit], "sigmoid")
     return outputs
 
