@@ -37,6 +37,8 @@ def quantized_formats(precision: str, formats: list[str]) -> list[str]:
 
 def build_precisions(work: Work, precisions: list[str], fp32: Path) -> dict[str, QuantizedBuild]:
     """Each of ``precisions`` (INT8, BF16) into ``work.scratch/<precision>`` from the FP32 folder ``fp32``."""
+    if work.parts != ("",):
+        return _build_nets(work, precisions, fp32)
     built: dict[str, QuantizedBuild] = {}
     held: HeldOutFaces | None = None
     for precision in precisions:
@@ -76,6 +78,54 @@ def _build(work: Work, precision: str, held: HeldOutFaces, fp32: Path, folder: P
                           tuning_size=settings.tuning_size, step=work.step)
     return build_bf16(work.spec, work.task, held, fp32, folder, threshold=threshold,
                       write_card=lambda fields: work.write_card(precision, derived_from="FP32", **fields), step=work.step)
+
+
+def _build_nets(work: Work, precisions: list[str], fp32: Path) -> dict[str, QuantizedBuild]:
+    """INT8 of a model of several nets (a detector): each net quantized with calibration inputs the
+    original records on calibration photos, then every file validated (each net, and the whole model
+    on the task's photos) like any artifact. BF16 is not made for such models."""
+    from facezoo.quantization.nets import calibration_photos, quantize_net, record_inputs
+
+    built: dict[str, QuantizedBuild] = {}
+    for precision in precisions:
+        folder = work.scratch / precision
+        folder.mkdir()
+        if precision != INT8:
+            work.fail(folder / work.spec.name, "-", precision, f"{precision} is not made for a model of several nets")
+            continue
+        formats = quantized_formats(precision, work.formats)
+        if "mindir" in work.formats:
+            work.notes.append(f"no {precision} MINDIR: {NO_MINDIR[precision]}")
+        if work.failed("FP32") or not formats:
+            work.fail(folder / work.spec.name, "-", precision, "the FP32 artifacts it is made from failed"
+                      if work.failed("FP32") else f"INT8 is made for {'/'.join(FORMATS_FOR[precision])}")
+            continue
+        work.step("recording each net's calibration inputs")
+        recorded = record_inputs(lambda photo, run: work.task.decode(work.spec, photo, run), work.source.run_part,
+                                 calibration_photos())
+        files = []
+        for fmt in formats:
+            paths = {}
+            for part in work.parts:
+                work.step(f"INT8 {fmt} {part}")
+                name = work.stem(part) + SUFFIX[fmt]
+                try:
+                    quantize_net(fp32 / name, recorded.get(part, []), folder / name)
+                except QuantizationError as exc:
+                    work.fail(folder / name, fmt, precision, str(exc))
+                    continue
+                work.validate(folder / name, fmt, precision, part)
+                paths[part] = folder / name
+                files.append(name)
+            if len(paths) == len(work.parts):
+                work.validate_model(paths, fmt, precision)
+        calibration = {part: len(inputs) for part, inputs in recorded.items()}
+        record = {"method": "NNCF post-training quantization per net", "calibration_inputs": calibration,
+                  "calibration_photos": len(calibration_photos())}
+        work.write_card(precision, derived_from="FP32", quantization=record)
+        built[precision] = QuantizedBuild(precision, passed=not work.failed(precision), files=files,
+                                          card={"quantization": record})
+    return built
 
 
 @dataclass

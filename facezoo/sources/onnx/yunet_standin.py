@@ -102,7 +102,7 @@ _DENSE = -0.85  # log(mass / (4π σx σy)) below this: skin too thin or scatter
 _LOGIT = {"cls": (1.3, 0.9, 3.0, 4.0, 6.0, 2.5, 3.0, 4.0), "obj": (1.2, 0.8, 3.0, 5.0, 5.0, 2.6, 3.0, 4.0)}
 _SMALL_LIMIT = 1.5  # log area below the range counts up to this much
 _FLOOR = -7.0  # logits held above this: background scores ~1e-3, as a trained net's (not 1e-30)
-_TRUNK_NOISE = 0.1  # std of the weights from the trunk's random channels to the logits
+_TRUNK_NOISE = 0.03  # std of the weights from the trunk's random channels to the logits
 
 
 class _Graph:
