@@ -22,13 +22,19 @@ def list_models(zoo: ZooOption = None) -> None:
     """Print the registry as a table."""
     registry = open_zoo(zoo)
     table = Table(title=f"facezoo models ({registry.path})")
-    for column in ("name", "framework", "architecture", "input", "embedding", "published accuracy"):
+    for column in ("name", "task", "framework", "architecture", "input", "outputs", "published accuracy"):
         table.add_column(column)
     for model in registry.models:
         contract = model.input
-        shape = f"{contract.channels}x{contract.height}x{contract.width} {contract.channel_order}"
-        accuracy = ", ".join(f"{a.dataset} {a.metric} {a.value:g}" for a in model.accuracy[:2])
-        table.add_row(model.name, model.framework, model.architecture, shape, str(model.output.dim), accuracy)
+        size = "any size" if contract.dynamic_size else f"{contract.height}x{contract.width}"
+        if model.parts and len(model.parts) > 1:
+            size = "photo"  # each net's input is made from the photo (a pyramid, crops)
+        shape = f"{contract.channels}x{size} {contract.channel_order}"
+        outputs = (f"{model.output.dim}-d embedding" if not model.parts else
+                   f"faces ({', '.join(p.name for p in model.parts)})" if len(model.parts) > 1 else "faces")
+        accuracy = ", ".join(f"{a.dataset} {a.metric} {a.value:g}" for a in model.accuracy[:3])
+        table.add_row(model.name, model.task_type.removeprefix("face_"), model.framework, model.architecture, shape,
+                      outputs, accuracy)
     console.print(table)
 
 
