@@ -16,6 +16,8 @@ import typer
 
 from facezoo.cli.common import ZooOption, console, err_console, open_zoo, reports_errors
 from facezoo.errors import FacezooError
+from facezoo.accuracy.provenance import provenance_label
+from facezoo.accuracy.provenance import artifact_weights as weights_status
 from facezoo.registry import ModelSpec, Zoo
 
 PROTOCOL_HELP = (
@@ -25,7 +27,6 @@ PROTOCOL_HELP = (
     "widerface (detectors): AP easy/medium/hard at IoU 0.5 on a WIDER FACE val folder (wider_face_val_bbx_gt.txt, "
     "the kit's wider_*_val.mat, WIDER_val/images). Default: the protocol of the model's published number."
 )
-STANDIN_REGISTRY_HEADER = "# facezoo stand-in registry"
 
 
 class EvaluationError(FacezooError):
@@ -52,50 +53,6 @@ def default_protocol(spec: ModelSpec | None) -> str:
     if "cosine" in protocol:
         return "lfw-cosine"
     return "insightface"  # arcface-family numbers without a stated protocol (mindface) use lfw.bin
-
-
-def _is_standin_registry(zoo: Zoo) -> bool:
-    try:
-        with open(zoo.path, encoding="utf-8") as handle:
-            return handle.readline().startswith(STANDIN_REGISTRY_HEADER)
-    except OSError:
-        return False
-
-
-def weights_status(artifact, spec: ModelSpec | None, zoo: Zoo) -> str:
-    """published / stand-in / not-published / unverified, from the model card's source checksums."""
-    from facezoo.registry import published_hashes
-
-    recorded = (artifact.card.source.get("files") if artifact.card else None) or {}
-    if not recorded or spec is None:
-        return "unverified"
-    if _is_standin_registry(zoo):
-        standin = {f.name: f.sha256 for f in spec.files}
-        if any(standin.get(name) == sha for name, sha in recorded.items()):
-            return "stand-in"
-    expected = published_hashes(spec)
-    comparable = {name: sha for name, sha in recorded.items() if expected.get(name)}
-    if not comparable:
-        return "unverified"
-    return "published" if all(expected[name] == sha for name, sha in comparable.items()) else "not-published"
-
-
-def provenance_label(weights: str, synthetic: bool) -> tuple[bool, str]:
-    """(is this the model's accuracy?, the label to print with every measured number)."""
-    reasons = []
-    if synthetic:
-        reasons.append("a SYNTHETIC set of generated faces")
-    if weights == "stand-in":
-        reasons.append("STAND-IN weights")
-    elif weights == "not-published":
-        reasons.append("weights that are NOT the published checkpoint (stand-in or modified)")
-    elif weights == "unverified":
-        reasons.append("weights without a published checksum to verify (stand-ins, if you built them)")
-    if synthetic or weights in ("stand-in", "not-published"):
-        return False, "measured on " + " and ".join(reasons) + ": NOT the model's accuracy"
-    if reasons:
-        return True, "measured on this artifact; " + reasons[0]
-    return True, "measured on this artifact with the published weights"
 
 
 # ----------------------------------------------------------------------------- the run

@@ -32,7 +32,7 @@ def evaluate_widerface(model: str, dataset: Path, registry: Zoo, *, converted_di
 
     from facezoo.accuracy.agreement import write_json_atomic
     from facezoo.accuracy.widerface import SPLITS, evaluate_detector, load_wider
-    from facezoo.cli.evaluate import provenance_label, weights_status
+    from facezoo.accuracy.provenance import artifact_weights, provenance_label
     from facezoo.runtime import Detector
 
     wider = load_wider(dataset)
@@ -47,7 +47,7 @@ def evaluate_widerface(model: str, dataset: Path, registry: Zoo, *, converted_di
             result = evaluate_detector(wider, detector.detect, lambda done, total: progress.update(bar, completed=done))
     finally:
         detector.close()
-    weights = weights_status(artifact, spec, registry)
+    weights = artifact_weights(artifact, spec, registry)
     is_accuracy, label = provenance_label(weights, synthetic=False)
     published = published_ap(spec)
     document = {
