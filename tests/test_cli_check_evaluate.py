@@ -154,6 +154,8 @@ def test_default_protocols_follow_the_registry():
         "mindface-arcface-r100": "insightface",
         "face-recognition-resnet34-arcface": "insightface",
         "face-recognition-sface": "insightface",
+        "yunet": "widerface",
+        "mtcnn": "widerface",
     }
     assert default_protocol(None) == "insightface"
 

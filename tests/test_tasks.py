@@ -36,8 +36,14 @@ def test_every_entry_has_a_task_and_the_task_declares_its_outputs():
     for spec in zoo.models:
         task = task_for(spec)
         assert isinstance(task, Task) and task.name == spec.task_type
-        (output,) = task.outputs(spec)
-        assert output.name == spec.converted.output_name and output.shape == (-1, spec.output.dim)
+        outputs = task.outputs(spec)
+        if spec.task_type == "face_recognition":
+            (output,) = outputs
+            assert output.name == spec.converted.output_name and output.shape == (-1, spec.output.dim)
+            assert task.parts(spec) == ("",)
+        else:  # a detector: every raw head of every net, by the original's names
+            assert [o.name for o in outputs] == [head for part in spec.parts for head in part.outputs]
+            assert task.parts(spec) == tuple(p.name for p in spec.parts)
     assert DEFAULT_TASK in TASKS
 
 

@@ -41,7 +41,9 @@ def register(app: typer.Typer) -> None:
 
 
 def default_protocol(spec: ModelSpec | None) -> str:
-    """The protocol of the model's published numbers: insightface, lfw-cosine or roc."""
+    """The protocol of the model's published numbers: insightface, lfw-cosine, roc (or widerface for a detector)."""
+    if spec is not None and spec.task_type == "face_detection":
+        return "widerface"
     if spec is None or not spec.accuracy:
         return "insightface"
     first = spec.accuracy[0]
@@ -53,6 +55,17 @@ def default_protocol(spec: ModelSpec | None) -> str:
     if "cosine" in protocol:
         return "lfw-cosine"
     return "insightface"  # arcface-family numbers without a stated protocol (mindface) use lfw.bin
+
+
+def _converted_detector(model: str, converted_dir: Path, fmt: str | None, precision: str | None) -> bool:
+    """Whether MODEL names a converted face detector (by its model card)."""
+    from facezoo.runtime import resolve_artifact
+
+    try:
+        card = resolve_artifact(model, converted_dir, fmt, precision).card
+    except FacezooError:
+        return False  # run_evaluation says what is wrong with the name
+    return card is not None and card.task == "face_detection"
 
 
 # ----------------------------------------------------------------------------- the run
@@ -264,6 +277,8 @@ def evaluate(
     from facezoo.accuracy.agreement import write_json_atomic
 
     registry = open_zoo(zoo)
+    if protocol is None and _converted_detector(model, converted_dir, fmt, precision):
+        protocol = "widerface"
     if protocol == "widerface":
         from facezoo.cli.widerface import evaluate_widerface
 
