@@ -468,3 +468,42 @@ def test_evaluate_widerface_on_a_tiny_set(converted_mtcnn, tmp_path):
     assert not result["is_model_accuracy"] or result["weights"] != "stand-in"
     assert cv2.imread(str(tmp_path / "pr.png")) is not None
     assert "AP" in done.stdout and "published" in done.stdout
+
+
+# ----------------------------------------------------------------------------- YuNet, end to end
+
+
+def test_yunet_downloads_converts_and_finds_what_opencv_finds(tmp_path):
+    """The YuNet stand-in served on loopback, downloaded, converted to every format at FP32 and FP16
+    (each passing the gates), and the converted IR gives the faces cv2.FaceDetectorYN gives on the file."""
+    from facezoo.conversion import ConversionRequest, convert_model
+    from facezoo.downloader import download_models
+    from facezoo.standins import build_standins
+    from facezoo.standins.server import StandinServer
+
+    root = tmp_path / "standins"
+    with StandinServer(root) as server:
+        zoo = build_standins(load_zoo(), root, ["yunet"], base_url=server.url).zoo()
+        summary = download_models(zoo.select("yunet"), output_dir=tmp_path / "models", cache_dir=tmp_path / "cache",
+                                  progress="none", timeout=30.0, retry_delay=0.01)
+    assert summary.ok, summary.failed
+    result = convert_model(ConversionRequest(zoo.get("yunet"), tmp_path / "models", tmp_path / "converted",
+                                             ["onnx", "openvino", "mindir"], ["FP32", "FP16"]))
+    assert result.passed and result.published == ["FP32", "FP16"], result.error
+    card = json.loads((tmp_path / "converted" / "yunet" / "FP32" / "model_card.json").read_text())
+    assert card["input"]["shape"] == [-1, 3, -1, -1] and "multiple of 32" in card["size_policy"]
+    original = tmp_path / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"
+    photo = np.ascontiguousarray(composite()[:470, :630])  # not a multiple of 32: padded
+    reference = cv2.FaceDetectorYN.create(str(original), "", (photo.shape[1], photo.shape[0]), 0.9, 0.3, 5000)
+    _, rows = reference.detect(photo)
+    detector = Detector("yunet", converted_dir=tmp_path / "converted")
+    try:
+        faces = detector.detect(photo)
+    finally:
+        detector.close()
+    assert rows is not None and len(faces) == len(rows) >= 2
+    for face, row in zip(faces, rows):
+        x, y, w, h = row[:4]
+        assert np.allclose(face.box, (x, y, x + w, y + h), atol=0.05)
+        assert np.allclose(face.landmarks, row[4:14].reshape(5, 2), atol=0.05)
+        assert abs(face.score - row[14]) < 1e-4
