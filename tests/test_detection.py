@@ -507,3 +507,26 @@ def test_yunet_downloads_converts_and_finds_what_opencv_finds(tmp_path):
         assert np.allclose(face.box, (x, y, x + w, y + h), atol=0.05)
         assert np.allclose(face.landmarks, row[4:14].reshape(5, 2), atol=0.05)
         assert abs(face.score - row[14]) < 1e-4
+
+
+def test_int8_nets_are_built_judged_as_a_detector_and_not_published_when_they_miss(mtcnn_download, tmp_path):
+    """Each net quantized by NNCF from inputs the original records on calibration photos; the real
+    MTCNN's INT8 misses the detection gate, so the folder is not published and the numbers say why."""
+    from facezoo.conversion import ConversionRequest, convert_model
+    from facezoo.quantization.nets import calibration_photos, record_inputs
+
+    spec = load_zoo().get("mtcnn")
+    source = open_source(spec, mtcnn_download / "mtcnn")
+    recorded = record_inputs(lambda photo, run: DETECTION.decode(spec, photo, run), source.run_part,
+                             calibration_photos())
+    assert set(recorded) == {"pnet", "rnet", "onet"}
+    assert len({x.shape for x in recorded["pnet"]}) > 3  # P-Net sees the pyramid's sizes
+    assert {x.shape[1:] for x in recorded["onet"]} == {(3, 48, 48)}
+    result = convert_model(ConversionRequest(spec, mtcnn_download, tmp_path, ["onnx"], ["FP32", "INT8"]))
+    assert result.published == ["FP32"] and result.failed_precisions == ["INT8"]
+    int8 = [c for c in result.checks if c.precision == "INT8"]
+    assert {c.file for c in int8} >= {"mtcnn-pnet.onnx", "mtcnn-rnet.onnx", "mtcnn-onet.onnx",
+                                      "mtcnn-{pnet,rnet,onet}.onnx (photos)"}
+    decoded = next(c for c in int8 if c.file.endswith("(photos)") and c.backend == "onnxruntime")
+    assert not decoded.passed and decoded.metrics["matched"] > 0 and ("IoU" in decoded.reason or "landmark" in decoded.reason)
+    assert not (tmp_path / "mtcnn" / "INT8").exists()

@@ -28,7 +28,7 @@ from facezoo.errors import FacezooError
 from facezoo.registry import ModelSpec
 from facezoo.sources.standin_statistics import TRAINED, TrainedStatistics, parameter_rng
 
-WRITER_VERSION = "1"
+WRITER_VERSION = "2"  # 2: the YuNet recipe
 CALIBRATION_FACES = 16
 #: The architectures this writer makes stand-ins for, with their module:function(seed) -> ModelProto.
 RECIPES = {
