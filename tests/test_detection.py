@@ -8,7 +8,6 @@ converters make in the field (a channel order, a missing H/W transpose, a scale)
 from __future__ import annotations
 
 import copy
-import io
 import json
 import subprocess
 import sys

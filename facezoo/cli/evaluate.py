@@ -19,6 +19,7 @@ from facezoo.errors import FacezooError
 from facezoo.accuracy.provenance import provenance_label
 from facezoo.accuracy.provenance import artifact_weights as weights_status
 from facezoo.registry import ModelSpec, Zoo
+from facezoo.tasks.detection import TASK as DETECTION
 
 PROTOCOL_HELP = (
     "insightface: 10 folds, squared L2 of normalized embeddings, thresholds 0..4 step 0.01; "
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
 def default_protocol(spec: ModelSpec | None) -> str:
     """The protocol of the model's published numbers: insightface, lfw-cosine, roc (or widerface for a detector)."""
-    if spec is not None and spec.task_type == "face_detection":
+    if spec is not None and spec.task_type == DETECTION.name:
         return "widerface"
     if spec is None or not spec.accuracy:
         return "insightface"
@@ -65,7 +66,7 @@ def _converted_detector(model: str, converted_dir: Path, fmt: str | None, precis
         card = resolve_artifact(model, converted_dir, fmt, precision).card
     except FacezooError:
         return False  # run_evaluation says what is wrong with the name
-    return card is not None and card.task == "face_detection"
+    return card is not None and card.task == DETECTION.name
 
 
 # ----------------------------------------------------------------------------- the run

@@ -8,10 +8,11 @@ from facezoo.runtime.errors import ModelNotFoundError
 from facezoo.runtime.model import FaceModel, load
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR, Artifact, resolve_artifact
 from facezoo.tasks import task_named
+from facezoo.tasks.detection import TASK as DETECTION_TASK
 from facezoo.tasks.detection import FaceDetector
 from facezoo.tasks.detectors import Face
 
-DETECTION = "face_detection"
+DETECTION = DETECTION_TASK.name
 
 
 class Detector(FaceDetector):

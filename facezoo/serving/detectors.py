@@ -16,10 +16,11 @@ from facezoo.serving.batcher import BatchingOptions
 from facezoo.serving.errors import Unavailable
 from facezoo.serving.models import ModelChoice, ServedModel
 from facezoo.tasks import task_named
+from facezoo.tasks.detection import TASK as DETECTION_TASK
 from facezoo.tasks.detection import FaceDetector
 from facezoo.tasks.detectors import Face
 
-DETECTION = "face_detection"
+DETECTION = DETECTION_TASK.name
 
 
 class ServedDetector:
