@@ -317,3 +317,118 @@ def test_a_dying_worker_fails_only_its_own_cases(converted_mobilefacenet):
     assert "no_such_setting" in results[0].error
     good = run_cases([case], {"iterations": 1, "warmup": 0})
     assert good[0].ok and good[0].iterations == 1
+
+
+# -- the detector section ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def detector_files(converted_mtcnn, converted_mobilefacenet, tmp_path_factory):
+    """A workdir whose converted folder holds the YuNet stand-in (ONNX and IR, FP32), the real MTCNN
+    and the MobileFaceNet stand-in (the session's conversions, linked)."""
+    from facezoo.conversion import ConversionRequest, convert_model
+    from facezoo.standins import build_standins
+
+    root = tmp_path_factory.mktemp("detector-work")
+    standins = build_standins(load_zoo(), root / "standins", ["yunet"])
+    converted = root / "converted"
+    done = convert_model(ConversionRequest(standins.zoo().get("yunet"), root / "standins", converted,
+                                           ["onnx", "openvino"], ["FP32"]))
+    assert done.passed, done.error
+    (converted / "mtcnn").symlink_to(converted_mtcnn.converted_dir / "mtcnn")
+    (converted / MFN).symlink_to(converted_mobilefacenet[2] / MFN)
+    return root
+
+
+def test_detector_section_writes_its_rows_tables_and_targets(detector_files, tmp_path):
+    from facezoo.benchmark.suite import SuiteOptions, run_detectors_only
+    from facezoo.benchmark.suite.detectors import OPENCV, STAGES
+
+    options = SuiteOptions(workdir=detector_files, converted_dir=detector_files / "converted",
+                           results_dir=tmp_path / "results", machine_name="test-machine", warmup=0,
+                           detector_formats=("onnx",), detector_precisions=("FP32",), detector_iterations=2,
+                           detector_rounds=2)
+    paths = run_detectors_only(options)
+    assert {p.name for p in (tmp_path / "results").iterdir()} == {"test-machine-detectors.json",
+                                                                 "test-machine-detectors.md"}
+    document = json.loads(paths["detectors-json"].read_text(encoding="utf-8"))
+    assert document["machine"]["name"] == "test-machine" and document["machine"]["usable_cpus"] >= 1
+    section = document["detectors"]
+    assert not section["errors"], section["errors"]
+    assert section["settings"]["weights"]["yunet"].startswith("stand-in")
+    assert section["settings"]["weights"]["mtcnn"].startswith("real")
+    # Every detector × the ONNX FP32 file × both backends that run it × both photo sizes, each timed 2 times.
+    expected = {(model, "onnx", "FP32", backend, width, height) for model in ("yunet", "mtcnn")
+                for backend in ("openvino", "onnxruntime") for width, height in ((640, 480), (1280, 720))}
+    rows = section["latency"]
+    assert len(rows) == len(expected)
+    assert {(r["model"], r["format"], r["precision"], r["backend"], r["width"], r["height"]) for r in rows} == expected
+    for row in rows:
+        assert row["error"] == "" and row["iterations"] == 2 and row["faces"] >= 1
+        assert all(isinstance(row[key], float) for key in ("p50_ms", "p99_ms", "photos_per_s", "first_ms"))
+    # cv2.FaceDetectorYN on the original file against each facezoo file × backend, per size, in rounds.
+    assert [(v["width"], v["height"]) for v in section["versus"]] == [(640, 480), (1280, 720)]
+    original = Path(section["settings"]["opencv_original"])
+    assert original.name == "face_detection_yunet_2023mar.onnx" and original.is_file()
+    for line in section["versus"]:
+        assert not line["errors"] and line["rounds"] == 2
+        runners = line["runners"]
+        assert [r["runner"] for r in runners] == [OPENCV, "facezoo", "facezoo"]
+        assert {(r["format"], r["backend"]) for r in runners[1:]} == {("onnx", "onnxruntime"), ("onnx", "openvino")}
+        assert all(len(r["runs"]) == 2 and r["iterations"] == 4 for r in runners)
+        assert len({r["faces"] for r in runners}) == 1  # the same faces: the same work
+    path = section["photo_path"]
+    assert set(path["stages"]) == set(STAGES) and path["faces"] >= 1 and path["jpeg_bytes"] > 0
+    assert all(stage["iterations"] == 4 for stage in path["stages"].values()) and path["whole"]["iterations"] == 4
+    assert len(path["round_ratios"]) == 2
+    targets = document["targets"]
+    assert [t["target"].split(":")[0] for t in targets] == ["YuNet 640×480", "YuNet 1280×720", "photo path"]
+    assert all(t["met"] in (True, False) and t["measured"] for t in targets)
+    markdown = paths["detectors-markdown"].read_text(encoding="utf-8")
+    for heading in ("## Targets", "## Detector latency: one photo at a time", "## YuNet: facezoo against cv2",
+                    "### 640×480", "### 1280×720", "## The photo path: decode, detect, align, embed"):
+        assert heading in markdown
+    latency_rows = [line for line in markdown.splitlines() if line.startswith(("| yunet |", "| mtcnn |"))]
+    assert len(latency_rows) == 8
+    assert all("| stand-in |" in line for line in latency_rows if line.startswith("| yunet"))
+    assert all("| real |" in line for line in latency_rows if line.startswith("| mtcnn"))
+    assert sum(line.startswith(f"| {OPENCV}") for line in markdown.splitlines()) == 2
+    assert "**whole path**" in markdown and "sum of the stages alone" in markdown
+    # The suite's command line writes the page again from the JSON alone, identically.
+    again = tmp_path / "again"
+    again.mkdir()
+    copy = again / paths["detectors-json"].name
+    copy.write_bytes(paths["detectors-json"].read_bytes())
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--render", str(copy)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (again / "test-machine-detectors.md").read_text(encoding="utf-8") == markdown
+
+
+def test_detector_targets_say_met_missed_and_by_how_much():
+    from facezoo.benchmark.suite.detectors import OPENCV
+    from facezoo.benchmark.suite.detectors_report import DetectorSection, detector_targets
+
+    def runner(name, backend, runs):
+        return {"runner": name, "format": "onnx", "precision": "FP32", "backend": backend, "path": "", "faces": 1,
+                "iterations": 6, "p50_ms": 1000 / runs[0], "p99_ms": 1000 / runs[0], "mean_ms": 1000 / runs[0],
+                "photos_per_s": sum(runs) / len(runs), "runs": runs}
+
+    cv2_runs = [10.0, 20.0, 10.0]
+    slower = {"width": 640, "height": 480, "rounds": 3, "errors": [],
+              "runners": [runner(OPENCV, "opencv dnn", cv2_runs), runner("facezoo", "onnxruntime", [9.0, 19.0, 8.0]),
+                          runner("facezoo", "openvino", [5.0, 10.0, 5.0])]}
+    faster = {**slower, "width": 1280, "height": 720,
+              "runners": [runner(OPENCV, "opencv dnn", cv2_runs), runner("facezoo", "openvino", [12.0, 22.0, 13.0])]}
+    stage = {"iterations": 4, "p50_ms": 10.0, "p99_ms": 12.0, "mean_ms": 10.0, "photos_per_s": 100.0}
+    path = {"stages": dict.fromkeys(("decode", "detect", "align", "embed"), stage), "round_ratios": [0.8, 0.9],
+            "whole": {"iterations": 4, "p50_ms": 45.0, "p99_ms": 50.0, "mean_ms": 47.0, "photos_per_s": 21.25},
+            "faces": 1, "jpeg_bytes": 10}
+    checks = detector_targets(DetectorSection(settings={"photo_path": {}}, versus=[slower, faster], photo_path=path))
+    # Per-round ratios 0.9, 0.95, 0.8 (median 0.9) for the best runner; 0.5 for the other.
+    assert checks[0].met is False and "facezoo ONNX FP32 · onnxruntime" in checks[0].measured
+    assert "0.90× cv2" in checks[0].measured and checks[0].note.startswith("missed by 10.0 %")
+    assert checks[1].met is True and "1.20×" in checks[1].measured and checks[1].note == "ahead by 20.0 %"
+    # 21.25 photos/s against 1 / 40 ms = 25 photos/s: 85 %, 5 points short of 90 %.
+    assert checks[2].met is False and checks[2].measured.startswith("85.0 % (21.2 of 25.0 photos/s")
+    assert checks[2].note == "missed by 5.0 points"
+    unmeasured = detector_targets(DetectorSection(settings={"photo_path": {}}, errors=["photo path: worker died"]))
+    assert unmeasured[0].met is None and "worker died" in unmeasured[0].note

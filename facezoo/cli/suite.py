@@ -49,16 +49,34 @@ def suite(
     soak_seconds: Annotated[
         float, typer.Option("--soak-seconds", help="The hostile soak against facezoo serve (16 clients); 0: none.")
     ] = 30.0,
+    detectors: Annotated[
+        bool, typer.Option("--detectors/--no-detectors", help="Detector rows (YuNet, MTCNN, cv2.FaceDetectorYN, the "
+                           "photo path) into <machine>-detectors.{json,md}, when the models chosen include a detector.")
+    ] = True,
+    detectors_only: Annotated[
+        bool, typer.Option("--detectors-only", help="Only the detector rows, into <machine>-detectors.{json,md}.")
+    ] = False,
+    detector_min_iterations: Annotated[
+        int, typer.Option("--detector-min-iterations", help="Fewest timed photos per detector row (beside --time).")
+    ] = 20,
+    detector_iterations: Annotated[
+        Optional[int], typer.Option("--detector-iterations", help="Exactly this many photos per detector row and turn.")
+    ] = None,
+    detector_rounds: Annotated[
+        int, typer.Option("--detector-rounds", help="Interleaved rounds: YuNet against cv2, and the photo path.")
+    ] = 5,
     render: Annotated[
         Optional[Path], typer.Option("--render", help="Only write the report again from this results JSON.")
     ] = None,
 ) -> None:
     """Convert the zoo's stand-ins, time every path, and write the report for this machine."""
-    from facezoo.benchmark.suite import SuiteOptions, rerender, run_deployment_only, run_suite
+    from facezoo.benchmark.suite import SuiteOptions, rerender, run_deployment_only, run_detectors_only, run_suite
 
     if render is not None:
         if render.name.endswith("-deploy.json"):  # the serving/Ray results file
             from facezoo.benchmark.suite.deploy_report import rerender_deployment as rerender_file
+        elif render.name.endswith("-detectors.json"):  # the detector results file
+            from facezoo.benchmark.suite.detectors_report import rerender_detectors as rerender_file
         else:
             rerender_file = rerender
         for kind, path in rerender_file(render).items():
@@ -82,8 +100,17 @@ def suite(
         deploy=deploy,
         deploy_model=deploy_model,
         soak_seconds=soak_seconds,
+        detectors=detectors,
+        detector_min_iterations=detector_min_iterations,
+        detector_iterations=detector_iterations,
+        detector_rounds=detector_rounds,
     )
-    paths = (run_deployment_only if deploy_only else run_suite)(options, err_console)
+    if deploy_only and detectors_only:
+        from facezoo.errors import FacezooError
+
+        raise FacezooError("--deploy-only and --detectors-only: choose one")
+    paths = (run_deployment_only if deploy_only else run_detectors_only if detectors_only else run_suite)(
+        options, err_console)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
 

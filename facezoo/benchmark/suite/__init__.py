@@ -54,6 +54,22 @@ class SuiteOptions:
     ray_sizes: tuple[int, ...] = (800, 1600)
     soak_clients: int = 16  # the hostile soak: good and hostile requests mixed, against facezoo serve
     soak_seconds: float = 30.0  # measured, after a warm-up of a quarter of it
+    # The detector section (suite/detectors_report.py): into <machine>-detectors.{json,md}.
+    detectors: bool = True
+    detector_models: tuple[str, ...] = ("yunet", "mtcnn")
+    detector_sizes: tuple[tuple[int, int], ...] = ((640, 480), (1280, 720))  # width × height
+    detector_formats: tuple[str, ...] | None = None  # None: every converted format
+    detector_precisions: tuple[str, ...] | None = None  # None: every folder (FP32, FP16, INT8 where one exists)
+    detector_backends: tuple[str, ...] | None = None  # None: every backend that runs the file
+    detector_min_iterations: int = 20  # per latency row, beside `seconds`
+    detector_iterations: int | None = None  # exactly this many photos per row and per turn (quick runs)
+    detector_rounds: int = 5  # interleaved rounds: YuNet against cv2.FaceDetectorYN, and the photo path
+    detector_turn_seconds: float = 1.0  # per runner (or stage) and round, at least 3 photos
+    pipeline_detector: str = "mtcnn"  # the photo path: decode, detect, align, embed
+    pipeline_embedder: str = "mindface-arcface-mobilefacenet"
+    pipeline_format: str = "openvino"
+    pipeline_precision: str = "FP32"
+    pipeline_backend: str = "openvino"
 
 
 @dataclass
@@ -75,6 +91,7 @@ class SuiteRun:
     zoo_path: Path | None = None  # the stand-ins' registry (originals for the INT8 gate)
     download_dir: Path | None = None
     deployment: object | None = None  # DeploymentSection: serving and Ray Data rows
+    detectors: object | None = None  # DetectorSection: written to <machine>-detectors.{json,md}
 
 
 def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
@@ -82,7 +99,8 @@ def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str
 
     console = console or Console(stderr=True)
     registry = load_zoo()
-    specs = registry.select(options.models) if options.models else list(registry.models)
+    chosen = registry.select(options.models) if options.models else list(registry.models)
+    specs = [spec for spec in chosen if spec.task_type != "face_detection"]  # detectors: their own section
     machine = describe_machine(options.machine_name)
     console.print(f"machine: {machine.cpu_model}, {machine.usable_cpus} cores; measuring the FP32 peak", highlight=False)
     peak = measure_fp32_peak(seconds=options.peak_seconds)
@@ -100,7 +118,16 @@ def run_suite(options: SuiteOptions, console: Console | None = None) -> dict[str
         from facezoo.benchmark.suite.deploy_report import time_deployment
 
         run.deployment = time_deployment(options, converted_dir, console)
-    return write_report(run)
+    paths = write_report(run)
+    from facezoo.benchmark.suite.detectors_report import selected_detectors, time_detectors, write_detectors_report
+
+    detectors = selected_detectors(options, [spec.name for spec in chosen])
+    if options.detectors and detectors:
+        converted_now = tuple(c.model for c in run.conversions if c.passed)
+        run.detectors = time_detectors(options, console, models=detectors, converted_dir=converted_dir,
+                                       converted_now=converted_now)
+        paths.update(write_detectors_report(machine, run.detectors, options.results_dir, "python benchmarks/run.py"))
+    return paths
 
 
 def run_deployment_only(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
@@ -112,6 +139,13 @@ def run_deployment_only(options: SuiteOptions, console: Console | None = None) -
     run = SuiteRun(options, machine, PeakMeasurement(0.0, "not measured", {}, 0), [load_zoo().get(options.deploy_model)])
     converted_dir = options.converted_dir or _convert(run, console)
     return write_deployment_report(machine, time_deployment(options, converted_dir, console), options.results_dir)
+
+
+def run_detectors_only(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
+    """Only the detector rows, into `<machine>-detectors.{json,md}` (the full report is left alone)."""
+    from facezoo.benchmark.suite.detectors_report import run_detectors_only as run_section
+
+    return run_section(options, console)
 
 
 def rerender(json_path: Path, results_dir: Path | None = None) -> dict[str, Path]:
@@ -343,4 +377,4 @@ def _time_gpu(run: SuiteRun, converted_dir: Path, console: Console) -> dict:
     return {"measured": True, "gpus": run.machine.gpus, "targets": [asdict(t) for t in targets]}
 
 
-__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_deployment_only", "run_suite"]
+__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_deployment_only", "run_detectors_only", "run_suite"]

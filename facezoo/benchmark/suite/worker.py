@@ -107,6 +107,11 @@ def _main() -> None:
         from facezoo.benchmark.suite.deploy import measure_ray
 
         _emit(measure_ray(job["path"], job["model"], job["workdir"], tuple(job["sizes"])))
+    elif kind == "detector":
+        from facezoo.benchmark.suite.detectors import run_detector_job
+
+        for line in run_detector_job(job):
+            _emit(line)
     elif kind == "bf16":
         from facezoo.benchmark.suite.agreement import bf16_agreement
 
