@@ -22,7 +22,7 @@ from facezoo.batch.stages import DetectFaces, decode_faces, output_table
 from facezoo.errors import FacezooError
 from facezoo.runtime import Embedder, load, resolve_artifact
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR
-from facezoo.tasks.detection import TASK as DETECTION
+from facezoo.runtime.detector import is_detector
 
 
 #: The CPUs Ray reserves for each detector and embedder actor when both run: half each, so that the
@@ -75,7 +75,7 @@ def run_embed_job(job: EmbedJob, say=print) -> JobSummary:
     artifact = resolve_artifact(job.model, job.converted_dir, job.format, job.precision)
     if job.detector is not None:  # resolved here, so that a bad name fails before Ray starts
         detector = resolve_artifact(job.detector, job.converted_dir)
-        if detector.card is None or detector.card.task != DETECTION.name:
+        if not is_detector(detector):
             raise FacezooError(f"--detector {job.detector}: {detector.path} is not a converted face detector")
         job = dataclasses.replace(job, detector=str(detector.path.resolve()))
     size = _input_size(artifact)

@@ -61,12 +61,12 @@ def default_protocol(spec: ModelSpec | None) -> str:
 def _converted_detector(model: str, converted_dir: Path, fmt: str | None, precision: str | None) -> bool:
     """Whether MODEL names a converted face detector (by its model card)."""
     from facezoo.runtime import resolve_artifact
+    from facezoo.runtime.detector import is_detector
 
     try:
-        card = resolve_artifact(model, converted_dir, fmt, precision).card
+        return is_detector(resolve_artifact(model, converted_dir, fmt, precision))
     except FacezooError:
         return False  # run_evaluation says what is wrong with the name
-    return card is not None and card.task == DETECTION.name
 
 
 # ----------------------------------------------------------------------------- the run

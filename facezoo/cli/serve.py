@@ -79,7 +79,7 @@ def serve(
     backend's parallel requests. SIGTERM lets the requests in flight finish, then stops.
     """
     from facezoo.serving import BatchingOptions, Metrics, ModelChoice, ServeConfig, create_app, open_model
-    from facezoo.serving.detectors import is_detector, open_detector
+    from facezoo.serving.detectors import is_detector_choice, open_detector
     from facezoo.serving.server import bind, run_server, url_of
 
     check_positive(max_batch, "--max-batch")
@@ -104,7 +104,7 @@ def serve(
     try:
         for model in [*models, *([detector] if detector else [])]:
             choice = ModelChoice(model, Path(converted_dir), fmt, precision, device, backend)
-            if is_detector(choice):
+            if is_detector_choice(choice):
                 with console.status(f"loading detector {model}"):
                     found = open_detector(choice, config.batching, timeout_s, metrics.observe_batch)
                 if found.name in detectors or found.name in served:

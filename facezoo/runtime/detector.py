@@ -7,12 +7,27 @@ from pathlib import Path
 from facezoo.runtime.errors import ModelNotFoundError
 from facezoo.runtime.model import FaceModel, load
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR, Artifact, resolve_artifact
-from facezoo.tasks import task_named
 from facezoo.tasks.detection import TASK as DETECTION_TASK
 from facezoo.tasks.detection import FaceDetector
-from facezoo.tasks.detectors import Face
+from facezoo.tasks.detectors import DetectorArchitecture, Face
 
 DETECTION = DETECTION_TASK.name
+
+
+def is_detector(artifact: Artifact) -> bool:
+    """Whether a converted artifact is a face detector (its model card says so)."""
+    return artifact.card is not None and artifact.card.task == DETECTION
+
+
+def detector_design(artifact: Artifact) -> tuple[DetectorArchitecture, dict]:
+    """A converted detector's architecture and decoding settings (the card's entry over the
+    architecture's defaults); ModelNotFoundError naming the file when it is no detector."""
+    card = artifact.card
+    if not is_detector(artifact):
+        raise ModelNotFoundError(f"{artifact.path}: not a converted face detector (its model card says task "
+                                 f"{card.task if card else 'none: no model_card.json beside it'})")
+    spec = card.spec(str(artifact.path.parent))
+    return DETECTION_TASK.architecture(spec), DETECTION_TASK.settings(spec)
 
 
 class Detector(FaceDetector):
@@ -37,14 +52,7 @@ class Detector(FaceDetector):
         **settings,
     ):
         artifact = model if isinstance(model, Artifact) else resolve_artifact(str(model), converted_dir, format, precision)
-        card = artifact.card
-        if card is None or card.task != DETECTION:
-            raise ModelNotFoundError(f"{artifact.path}: not a converted face detector (its model card says task "
-                                     f"{card.task if card else 'none: no model_card.json beside it'})")
-        task = task_named(DETECTION)
-        spec = card.spec(str(artifact.path.parent))
-        defaults = task.settings(spec) if spec is not None else {}
-        arch = task.architecture(spec) if spec is not None else None
+        arch, defaults = detector_design(artifact)
         models: dict[str, FaceModel] = {}
         try:
             for part, path in artifact.files.items():
@@ -57,4 +65,4 @@ class Detector(FaceDetector):
         super().__init__(models, arch, **{**defaults, **settings})
 
 
-__all__ = ["Detector", "Face"]
+__all__ = ["Detector", "Face", "detector_design", "is_detector"]

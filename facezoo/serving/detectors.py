@@ -12,28 +12,27 @@ import numpy as np
 from facezoo.errors import FacezooError
 from facezoo.runtime import load, resolve_artifact
 from facezoo.runtime.backends import backend_for
+from facezoo.runtime.detector import detector_design, is_detector
 from facezoo.serving.batcher import BatchingOptions
 from facezoo.serving.errors import Unavailable
 from facezoo.serving.models import ModelChoice, ServedModel
-from facezoo.tasks import task_named
 from facezoo.tasks.detection import TASK as DETECTION_TASK
 from facezoo.tasks.detection import FaceDetector
-from facezoo.tasks.detectors import Face
-
-DETECTION = DETECTION_TASK.name
-
+from facezoo.tasks.detectors import DetectorArchitecture, Face
 
 class ServedDetector:
     """The detector behind ``/detect`` (and the photo path of ``/embed`` and ``/verify``)."""
 
     routes = ("detect",)
 
-    def __init__(self, name: str, nets: dict[str, ServedModel], detector: FaceDetector, timeout_s: float):
+    def __init__(self, name: str, nets: dict[str, ServedModel], architecture: DetectorArchitecture, settings: dict,
+                 timeout_s: float):
         self.name = name
         self.nets = nets  # by part
-        self.detector = detector
         self.timeout_s = timeout_s
-        self.task = task_named(DETECTION)
+        self.task = DETECTION_TASK
+        # the task's decoder, its nets called through the served models' batchers
+        self.detector = FaceDetector({part: _Net(self, part) for part in nets}, architecture, **settings)
 
     @property
     def served_nets(self) -> dict[str, ServedModel]:
@@ -55,7 +54,7 @@ class ServedDetector:
                               "the server is busy, retry later") from None
 
     def metadata(self) -> dict:
-        return {"name": self.name, "task": DETECTION, "nets": [served.name for served in self.nets.values()],
+        return {"name": self.name, "task": DETECTION_TASK.name, "nets": [served.name for served in self.nets.values()],
                 "score_threshold": self.detector.score_threshold}
 
     def close(self) -> None:
@@ -63,14 +62,9 @@ class ServedDetector:
             served.close()
 
 
-class _Nets(dict):
-    """The FaceDetector's view of the nets: ``infer`` goes through the served model's batcher."""
-
-    def __init__(self, owner: ServedDetector):
-        super().__init__({part: _Net(owner, part) for part in owner.nets})
-
-
 class _Net:
+    """One net as the FaceDetector sees it: ``infer`` goes through the served model's batcher."""
+
     def __init__(self, owner: ServedDetector, part: str):
         self.owner, self.part = owner, part
 
@@ -78,23 +72,16 @@ class _Net:
         return self.owner._run(self.part, batch)
 
 
-def is_detector(choice: ModelChoice) -> bool:
+def is_detector_choice(choice: ModelChoice) -> bool:
     """Whether a zoo name or file names a converted face detector (by its model card)."""
-    artifact = resolve_artifact(choice.model, choice.converted_dir, choice.format, choice.precision)
-    return artifact.card is not None and artifact.card.task == DETECTION
+    return is_detector(resolve_artifact(choice.model, choice.converted_dir, choice.format, choice.precision))
 
 
 def open_detector(choice: ModelChoice, batching: BatchingOptions, timeout_s: float, on_batch=None) -> ServedDetector:
     """Load every net of a converted detector (zoo name or file) for serving."""
     artifact = resolve_artifact(choice.model, choice.converted_dir, choice.format, choice.precision)
-    card = artifact.card
-    if card is None or card.task != DETECTION:
-        raise FacezooError(f"{choice.model}: not a converted face detector ({artifact.path}; its model card says "
-                           f"task {card.task if card else 'none'})")
-    task = task_named(DETECTION)
-    spec = card.spec(str(artifact.path.parent))
-    arch = task.architecture(spec)
-    name = card.model
+    arch, settings = detector_design(artifact)
+    name = artifact.card.model
     hint = "THROUGHPUT" if backend_for(artifact.path, choice.backend) == "openvino" else None
     nets: dict[str, ServedModel] = {}
     try:
@@ -111,9 +98,7 @@ def open_detector(choice: ModelChoice, batching: BatchingOptions, timeout_s: flo
         for served in nets.values():
             served.close()
         raise
-    served = ServedDetector(name, nets, None, timeout_s)  # type: ignore[arg-type]
-    served.detector = FaceDetector(_Nets(served), arch, **task.settings(spec))
-    return served
+    return ServedDetector(name, nets, arch, settings, timeout_s)
 
 
-__all__ = ["ServedDetector", "is_detector", "open_detector"]
+__all__ = ["ServedDetector", "is_detector_choice", "open_detector"]
