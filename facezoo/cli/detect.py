@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from facezoo.accuracy.agreement import write_json_atomic
 from facezoo.atomic import write_bytes_atomic
 from facezoo.cli.common import console, err_console, reports_errors
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR
@@ -80,7 +80,7 @@ def detect(
     console.print(table)
     if json_path is not None:
         document = detection_document(model.artifact.model, records)
-        write_bytes_atomic(json_path, (json.dumps(document, indent=2) + "\n").encode("utf-8"))
+        write_json_atomic(json_path, document)
         console.print(f"faces: {json_path}", highlight=False)
     if draw is not None:
         console.print(f"drawn: {draw}/", highlight=False)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
+from facezoo.accuracy.agreement import write_json_atomic
 from facezoo.atomic import atomic_path
 from facezoo.cli.common import console, reports_errors
 from facezoo.errors import FacezooError
@@ -75,10 +76,6 @@ def _pipeline(embedder: Embedder, detector: str, converted_dir, device, backend)
     return FacePipeline(Detector(detector, converted_dir=converted_dir, device=device, backend=backend), embedder)
 
 
-def _write_json(path: Path, document: dict) -> None:
-    _save(path, ".json", lambda partial: partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8"))
-
-
 @reports_errors
 def embed(
     model: ModelArgument,
@@ -126,7 +123,7 @@ def embed(
             document = detection_document(pipeline.detector.artifact.model,
                                           [photo_record(path, image, found.faces) for path, image, found in photos])
             document["rows"] = [{"path": str(path), "face": k} for path, _, found in photos for k in range(len(found.faces))]
-            _write_json(json_path, document)
+            write_json_atomic(json_path, document)
     _save(output, ".npy", lambda partial: np.save(partial, embeddings))
     console.print(
         f"{rows} of dimension {embeddings.shape[1]} from {embedder.artifact.path} "
@@ -182,7 +179,7 @@ def compare(
         line += f": {'same person' if same else 'different people'} at threshold {threshold:g}"
     console.print(line, highlight=False)
     if json_path is not None:
-        _write_json(json_path, {"cosine": float(score), "threshold": threshold, "same_person": same, **document})
+        write_json_atomic(json_path, {"cosine": float(score), "threshold": threshold, "same_person": same, **document})
 
 
 def _registry_threshold(embedder: Embedder) -> float | None:
