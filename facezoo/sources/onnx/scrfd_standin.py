@@ -22,6 +22,11 @@ Weights are set by hand so that it finds skin-coloured blobs with sensible boxes
   (under ~1.6 cells) for the stride. The second anchor of a cell scores a little lower and its box
   is a few percent larger, so a decoder that miscounts anchors is caught.
 
+Limitation: the skin ramps are loose, so on the astronaut photo it finds the face (a box of about
+(151, 8)-(296, 185)) and also a dozen smaller skin-coloured patches (scores 0.51-0.93); that is
+enough to exercise the decoder and NMS against the reference, but it is not yet a one-face-per-face
+detector like the YuNet stand-in.
+
 Deterministic: ``seed`` only picks the small per-stride offsets of the second anchor.
 """
 
