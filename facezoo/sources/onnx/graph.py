@@ -7,7 +7,8 @@ inputs, inputs named anything, NHWC inputs. The recipe:
 1. pin the input's batch to a number (the file's own, else 1) and fold every shape computation
    into constants, so no node reads a shape at run time;
 2. turn Reshape targets that carry that batch into 0 ("copy the input's batch");
-3. keep only the embedding output (flattened to N x D);
+3. keep only the embedding output (flattened to N x D), or a detector's heads; heads that hold
+   the rows of one image (no batch axis) get one;
 4. put the contract in front: a new input ``data`` (float32 NCHW, BGR 0..255 or gray), the
    channel swap, the original's normalization and, for NHWC, the transpose;
 5. mark the batch dynamic. The converter then proves a batch equals its images run one by one.
@@ -163,6 +164,37 @@ def rebatch_reshapes(model: onnx.ModelProto, batch: int) -> list[str]:
             changed.append(node.name or node.output[0])
     prune(model)
     return changed
+
+
+def add_output_batch_axis(model: onnx.ModelProto, names: list[str], batch: int) -> None:
+    """Give outputs that hold the rows of one image (no batch axis, as SCRFD's det_10g) a leading
+    batch axis: the Reshape that makes each gets a target ``[0, *target]`` (copy the input's batch).
+
+    The input's batch must be pinned to ``batch`` and shape computations folded first, so that the
+    Reshape's target is a constant and its data's batch is known.
+    """
+    graph = model.graph
+    shapes = _static_shapes(model)
+    initializers = {init.name: init for init in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    for name in names:
+        node = producers.get(name)
+        if node is None or node.op_type != "Reshape" or node.input[1] not in initializers:
+            raise ConversionError(f"output {name!r} has no batch axis and is not made by a Reshape with a "
+                                  f"constant target, so facezoo cannot give it one")
+        target = numpy_helper.to_array(initializers[node.input[1]])
+        data_dims = shapes.get(node.input[0]) or [None]
+        if data_dims[0] != batch or np.any(target == 0):
+            raise ConversionError(f"output {name!r}: its Reshape's input {node.input[0]!r} does not start with the "
+                                  f"batch axis ({data_dims}), or its target {target.tolist()} copies dimensions")
+        batched = numpy_helper.from_array(np.concatenate([[0], target]).astype(np.int64), f"{node.input[1]}__batched")
+        graph.initializer.append(batched)
+        node.input[1] = batched.name
+        value = next(v for v in graph.output if v.name == name)
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+        value.type.CopyFrom(helper.make_tensor_type_proto(value.type.tensor_type.elem_type, [batch, *dims]))
+    del graph.value_info[:]
+    prune(model)
 
 
 def keep_output(model: onnx.ModelProto, name: str) -> None:

@@ -28,12 +28,13 @@ from facezoo.errors import FacezooError
 from facezoo.registry import ModelSpec
 from facezoo.sources.standin_statistics import TRAINED, TrainedStatistics, parameter_rng
 
-WRITER_VERSION = "2"  # 2: the YuNet recipe
+WRITER_VERSION = "3"  # 2: the YuNet recipe; 3: the SCRFD recipe
 CALIBRATION_FACES = 16
 #: The architectures this writer makes stand-ins for, with their module:function(seed) -> ModelProto.
 RECIPES = {
     "mobilefacenet-sface": "facezoo.sources.onnx.standin:sface_like",
     "yunet": "facezoo.sources.onnx.yunet_standin:yunet_like",
+    "scrfd": "facezoo.sources.onnx.scrfd_standin:scrfd_like",
 }
 
 

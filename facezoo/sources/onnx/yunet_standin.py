@@ -105,7 +105,7 @@ _FLOOR = -7.0  # logits held above this: background scores ~1e-3, as a trained n
 _TRUNK_NOISE = 0.03  # std of the weights from the trunk's random channels to the logits
 
 
-class _Graph:
+class StandinGraph:
     """Nodes and initializers of the stand-in, with trained-looking BatchNorm around designed convs."""
 
     def __init__(self, seed: int) -> None:
@@ -219,16 +219,14 @@ def _window(radius: float, taper: float, half: int | None = None) -> np.ndarray:
     return np.outer(w, w)
 
 
-def _1x1(rows) -> np.ndarray:
+def one_by_one(rows) -> np.ndarray:
     return np.asarray(rows, np.float64)[:, :, None, None]
 
 
-def yunet_like(seed: int = 0):
-    """The stand-in graph as an ``onnx.ModelProto``."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    g = _Graph(seed)
+def skin_heads(g: StandinGraph, image: str) -> dict[int, dict[str, str]]:
+    """The trunk and the heads on a 1×3×H×W BGR 0..255 tensor ``image``: per stride, the NCHW
+    cls and obj (after Sigmoid), bbox (centroid offset from the cell's top-left corner in cells,
+    log sides in cells) and kps (offsets in cells). The SCRFD stand-in reuses them."""
     # -- layer 1 (/2): per pixel, how far its colour lies outside each soft skin range (pieces that
     # are zero inside the range, so a skin pixel's are exact in FP16), how fast R-G changes there,
     # and the B+G+R sum
@@ -253,7 +251,7 @@ def yunet_like(seed: int = 0):
     kernel = np.concatenate([kernel, _random_rows(g.rng("l1"), extra, 3, np.sqrt(2.0 / 27))])
     scale = np.concatenate([np.ones(designed), np.full(extra, 0.02)])
     shift = np.concatenate([shifts, g.rng("l1/shift").normal(0.0, 0.5, extra)])
-    x = g.conv_bn_relu(INPUT_NAME, kernel, 2, scale, shift, "l1")
+    x = g.conv_bn_relu(image, kernel, 2, scale, shift, "l1")
 
     # -- layer 2 (/4): channel 0 the skin map, 1 less the deficits (an AND of the four ranges) and
     # less where colour edges are (the blurred border between two other colours passes through skin
@@ -289,9 +287,17 @@ def yunet_like(seed: int = 0):
         x = g.conv_bn_relu(x, kernel, 2, scale, shift, f"down{stride}")
         features[stride] = x
 
+    return {stride: _head(g, stride, feature) for stride, feature in features.items()}
+
+
+def yunet_like(seed: int = 0):
+    """The stand-in graph as an ``onnx.ModelProto``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = StandinGraph(seed)
     # -- heads, then NCHW → [1, H*W, C]
-    for stride, feature in features.items():
-        outputs = _head(g, stride, feature)
+    for stride, outputs in skin_heads(g, INPUT_NAME).items():
         for name in OUTPUT_CHANNELS:
             y = g.node("Transpose", [outputs[name]], "transpose", perm=[0, 2, 3, 1])
             target = g.const("shape", np.array([1, -1, OUTPUT_CHANNELS[name]], np.int64))
@@ -310,7 +316,7 @@ def yunet_like(seed: int = 0):
     return model
 
 
-def _measure(g: _Graph, stride: int, skin_map: str) -> str:
+def _measure(g: StandinGraph, stride: int, skin_map: str) -> str:
     """Per prior, the skin around it in the smallest window that holds its blob whole.
 
     Each window w gives [dx, dy, taper fraction, E dx², E dy², log mass] (Σ s·[w·dx, w·dy, 1 - w,
@@ -336,13 +342,13 @@ def _measure(g: _Graph, stride: int, skin_map: str) -> str:
         # offsets clamped to ±_OFFSET_LIMIT: a window that sees a blob far off gives an offset that
         # says no more than "far", so a sliver of weight on it moves the blend little
         limit = _OFFSET_LIMIT
-        beyond = g.node("Relu", [g.conv(ratios, _1x1([[1, 0, 0, 0, 0], [-1, 0, 0, 0, 0], [0, 1, 0, 0, 0],
+        beyond = g.node("Relu", [g.conv(ratios, one_by_one([[1, 0, 0, 0, 0], [-1, 0, 0, 0, 0], [0, 1, 0, 0, 0],
                                                       [0, -1, 0, 0, 0]]), np.full(4, -limit),
                                         f"beyond{stride}_{k}")], "relu")
         w = np.zeros((5, 9))
         w[:, :5] = np.eye(5)
         w[0, 5], w[0, 6], w[1, 7], w[1, 8] = -1.0, 1.0, -1.0, 1.0
-        ratios = g.conv(g.node("Concat", [ratios, beyond], "concat", axis=1), _1x1(w), None, f"clamp{stride}_{k}")
+        ratios = g.conv(g.node("Concat", [ratios, beyond], "concat", axis=1), one_by_one(w), None, f"clamp{stride}_{k}")
         measured = g.node("Concat", [ratios, g.node("Log", [mass], "log")], "concat", axis=1)
         if k < len(radii) - 1:
             band = window - _window(radius - taper, taper, half)
@@ -350,11 +356,11 @@ def _measure(g: _Graph, stride: int, skin_map: str) -> str:
             cover = np.stack([band, band])[:, None] * (-1.0 / (hi - lo) / band.sum())
             ramp = g.node("Relu", [g.conv(skin_map, cover, np.array([hi, lo]) / (hi - lo), f"band{stride}_{k}")],
                           "relu")  # [(hi - cover)/(hi - lo), (lo - cover)/(hi - lo)], each ≥ 0
-            fit = g.conv(ramp, _1x1([[1.0, -1.0], [-1.0, 1.0]]), np.array([0.0, 1.0]), f"fit{stride}_{k}")
+            fit = g.conv(ramp, one_by_one([[1.0, -1.0], [-1.0, 1.0]]), np.array([0.0, 1.0]), f"fit{stride}_{k}")
             if rest is not None:  # [rest · fit, rest · (1 - fit)]
                 fit = g.node("Mul", [rest, fit], "mul")
-            weight = g.conv(fit, _1x1([[1.0, 0.0]]), None, f"take{stride}_{k}")
-            left = g.conv(fit, _1x1([[0.0, 1.0]]), None, f"left{stride}_{k}")
+            weight = g.conv(fit, one_by_one([[1.0, 0.0]]), None, f"take{stride}_{k}")
+            left = g.conv(fit, one_by_one([[0.0, 1.0]]), None, f"left{stride}_{k}")
         else:
             weight, left = rest, None
         part = g.node("Mul", [weight, measured], "mul")
@@ -363,20 +369,20 @@ def _measure(g: _Graph, stride: int, skin_map: str) -> str:
     return blend
 
 
-def _head(g: _Graph, stride: int, feature: str) -> dict[str, str]:
+def _head(g: StandinGraph, stride: int, feature: str) -> dict[str, str]:
     """cls, obj, bbox and kps of one stride (NCHW), from the skin map in channel 0 of ``feature``."""
     r = g.rng(f"head{stride}")
-    skin_map = g.conv(feature, _1x1([[1.0] + [0.0] * (WIDTH - 1)]), None, f"skin{stride}")
+    skin_map = g.conv(feature, one_by_one([[1.0] + [0.0] * (WIDTH - 1)]), None, f"skin{stride}")
     measured = _measure(g, stride, skin_map)  # dx, dy (cells), taper fraction, E dx², E dy², log mass
     squares = g.node("Mul", [measured, measured], "mul")
     w = np.zeros((2, 12))
     w[0, 3], w[0, 6], w[1, 4], w[1, 7] = 1.0, -1.0, 1.0, -1.0
     # E dx² - (E dx)² cancels where a prior is far from the skin: the Relu keeps a rounded result
     # (FP16) from going below zero there
-    variances = g.node("Relu", [g.conv(g.node("Concat", [measured, squares], "concat", axis=1), _1x1(w), None,
+    variances = g.node("Relu", [g.conv(g.node("Concat", [measured, squares], "concat", axis=1), one_by_one(w), None,
                                        f"var{stride}")], "relu")
     variances = g.node("Add", [variances, g.const("var_eps", np.full((1, 2, 1, 1), _VAR_EPS, np.float32))], "add")
-    root = g.node("Exp", [g.conv(measured, _1x1([[0.0] * 5 + [0.5]]), None, f"half_log{stride}")], "exp")  # √mass
+    root = g.node("Exp", [g.conv(measured, one_by_one([[0.0] * 5 + [0.5]]), None, f"half_log{stride}")], "exp")  # √mass
     centre = g.conv(skin_map, _BINOMIAL[None, None], None, f"centre{stride}")
     head = g.node("Concat", [measured, g.node("Log", [variances], "log"), root, centre], "concat", axis=1)
     # head: 0 dx, 1 dy (clamped), 2 taper fraction, 3 E dx², 4 E dy², 5 log mass, 6 log var x,
@@ -402,7 +408,7 @@ def _head(g: _Graph, stride: int, feature: str) -> dict[str, str]:
     for row, (weights, _) in enumerate(terms.values()):
         for column, value in weights.items():
             w[row, column] = value
-    parts = g.node("Relu", [g.conv(head, _1x1(w), np.array([bias for _, bias in terms.values()]), f"parts{stride}")],
+    parts = g.node("Relu", [g.conv(head, one_by_one(w), np.array([bias for _, bias in terms.values()]), f"parts{stride}")],
                    "relu")
 
     def weights(rows: int, values: dict, width: int = len(terms), first: int = 0) -> np.ndarray:
@@ -418,20 +424,20 @@ def _head(g: _Graph, stride: int, feature: str) -> dict[str, str]:
     # on that box, around the centroid
     w = weights(3, {(2, "fade"): 1.0 / _OFFSET_MASS[1], (2, "fade over"): -1.0 / _OFFSET_MASS[1]}, 10 + len(terms), 10)
     w[0, 0] = w[1, 1] = 1.0
-    offsets = g.conv(g.node("Concat", [head, parts], "concat", axis=1), _1x1(w), None, f"offsets{stride}")
-    fade = g.conv(offsets, _1x1([[0.0, 0.0, 1.0]]), None, f"fade{stride}")
+    offsets = g.conv(g.node("Concat", [head, parts], "concat", axis=1), one_by_one(w), None, f"offsets{stride}")
+    fade = g.conv(offsets, one_by_one([[0.0, 0.0, 1.0]]), None, f"fade{stride}")
     faded = g.node("Mul", [offsets, fade], "mul")  # dx·fade, dy·fade, fade²
     sizes = g.node("Concat", [faded, parts], "concat", axis=1)
     w = weights(4, {(k, name): value for k in (2, 3) for name, value in (("log mass", 0.5), ("log mass over", -0.5))},
                 3 + len(terms), 3)
     w[0, 0] = w[1, 1] = 1.0
     bias = np.array([0.0, 0.0, np.log(_BOX_W), np.log(_BOX_H)]) + np.r_[0.0, 0.0, 0.5, 0.5] * np.log(_MIN_MASS)
-    outputs = {"bbox": g.conv(sizes, _1x1(w), bias, f"bbox{stride}")}
+    outputs = {"bbox": g.conv(sizes, one_by_one(w), bias, f"bbox{stride}")}
     template = (_TEMPLATE * np.array([_BOX_W, _BOX_H])).reshape(-1)
     w = weights(10, {}, 3 + len(terms), 3)
     w[0::2, 0] = w[1::2, 1] = 1.0
     w[:, 3 + index["root"]], w[:, 3 + index["root over"]] = template, -template
-    outputs["kps"] = g.conv(sizes, _1x1(w), template * np.sqrt(_MIN_MASS), f"kps{stride}")
+    outputs["kps"] = g.conv(sizes, one_by_one(w), template * np.sqrt(_MIN_MASS), f"kps{stride}")
 
     # cls, obj: the parts (every term bounded) held above _FLOOR, then a little of the trunk's
     # random channels (obj also a little of B+G+R), so that background priors score ~1e-3, varied
@@ -442,14 +448,14 @@ def _head(g: _Graph, stride: int, feature: str) -> dict[str, str]:
         values.update({(0, "large"): -scale_slope, (0, "small"): -scale_slope, (0, "very small"): scale_slope,
                        (0, "taper"): -taper_slope, (0, "fill"): fill_gain / _FILL, (0, "overfill"): -fill_gain / _FILL,
                        (0, "tall"): -shape_slope, (0, "wide"): -shape_slope, (0, "sparse"): -dense_slope})
-        above = g.node("Relu", [g.conv(parts, _1x1(weights(1, values)), np.array([peak - _FLOOR]),
+        above = g.node("Relu", [g.conv(parts, one_by_one(weights(1, values)), np.array([peak - _FLOOR]),
                                        f"{name}{stride}_design")], "relu")
         w = np.zeros((1, 1 + WIDTH))
         w[0, 0] = 1.0
         w[0, 1 + 2:] = r.normal(0.0, _TRUNK_NOISE, WIDTH - 2)
         if name == "obj":
             w[0, 1 + 1] = 2e-4  # brighter skin is a bit more certain (the 0..765 channel)
-        logit = g.conv(g.node("Concat", [above, feature], "concat", axis=1), _1x1(w), np.array([_FLOOR]),
+        logit = g.conv(g.node("Concat", [above, feature], "concat", axis=1), one_by_one(w), np.array([_FLOOR]),
                        f"{name}{stride}")
         outputs[name] = g.node("Sigmoid", [logit], "sigmoid")
     return outputs
@@ -463,4 +469,4 @@ def write_yunet_standin(path: Path, seed: int = 0) -> Path:
     return path
 
 
-__all__ = ["INPUT_NAME", "INPUT_SHAPE", "OUTPUT_NAMES", "STRIDES", "write_yunet_standin", "yunet_like"]
+__all__ = ["INPUT_NAME", "INPUT_SHAPE", "OUTPUT_NAMES", "STRIDES", "skin_heads", "write_yunet_standin", "yunet_like"]

@@ -66,6 +66,17 @@ ARCHITECTURES: dict[str, DetectorArchitecture] = {
                         "and 48×48",
             settings=("score_threshold", "min_face"),
         ),
+        DetectorArchitecture(
+            name="scrfd",
+            module="scrfd",
+            parts=("net",),
+            defaults={"score_threshold": 0.5, "nms_threshold": 0.4},
+            score_setting="score_threshold",
+            probe_sizes={"net": (640, 640)},
+            size_policy="letterbox into 640×640: resized (bilinear) keeping the aspect ratio until one "
+                        "side fills it, placed top-left on black (as insightface's SCRFD does)",
+            settings=("score_threshold", "nms_threshold"),
+        ),
     )
 }
 
