@@ -37,7 +37,6 @@ import numpy as np
 from facezoo.atomic import atomic_path
 from facezoo.sources.onnx.yunet_standin import StandinGraph, one_by_one, skin_heads
 
-OPSET = 13
 INPUT_NAME = "input.1"
 INPUT_SHAPE = (1, 3, 640, 640)
 STRIDES = (8, 16, 32)
@@ -78,8 +77,7 @@ def _scrfd_heads(g: StandinGraph, yunet: dict[str, str], stride: int) -> tuple[s
 
 def scrfd_like(seed: int = 0):
     """An SCRFD-10G-with-keypoints look-alike ModelProto: same input, same nine outputs."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     g = StandinGraph(seed)
     # normalized RGB back to BGR 0..255: x·128 + 127.5, channels reversed
@@ -94,13 +92,7 @@ def scrfd_like(seed: int = 0):
             g.node("Reshape", [nhwc, g.const("shape", np.array([-1, channels], np.int64))], "reshape", output=name)
             rows = (INPUT_SHAPE[2] // stride) * (INPUT_SHAPE[3] // stride) * ANCHORS
             outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [rows, channels]))
-    graph = helper.make_graph(
-        g.nodes, "scrfd-standin", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(INPUT_SHAPE))],
-        outputs, [numpy_helper.from_array(v, k) for k, v in g.initializers.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="facezoo-standin")
-    model.ir_version = 7
-    onnx.checker.check_model(model)
-    return model
+    return g.model("scrfd-standin", INPUT_NAME, INPUT_SHAPE, outputs)
 
 
 def write_scrfd_like(path: Path, seed: int = 0) -> Path:

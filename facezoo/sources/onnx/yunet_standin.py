@@ -134,6 +134,20 @@ class StandinGraph:
     def rng(self, key: str) -> np.random.Generator:
         return parameter_rng(self.seed, f"yunet/{key}")
 
+    def model(self, name: str, input_name: str, input_shape, outputs: list):
+        """The graph as a checked ``onnx.ModelProto`` (one float input; ``outputs``: value infos)."""
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        graph = helper.make_graph(
+            self.nodes, name, [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
+            outputs, [numpy_helper.from_array(v, k) for k, v in self.initializers.items()])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                  producer_name="facezoo-standin")
+        model.ir_version = 7
+        onnx.checker.check_model(model)
+        return model
+
     def conv(self, x: str, weight: np.ndarray, bias: np.ndarray | None, hint: str, stride: int = 1) -> str:
         """A plain convolution, "same" padding (odd kernels)."""
         kh, kw = weight.shape[-2:]
@@ -292,8 +306,7 @@ def skin_heads(g: StandinGraph, image: str) -> dict[int, dict[str, str]]:
 
 def yunet_like(seed: int = 0):
     """The stand-in graph as an ``onnx.ModelProto``."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     g = StandinGraph(seed)
     # -- heads, then NCHW → [1, H*W, C]
@@ -307,13 +320,7 @@ def yunet_like(seed: int = 0):
     graph_outputs = [helper.make_tensor_value_info(f"{head}_{s}", TensorProto.FLOAT,
                                                    [1, (height // s) * (width // s), c])
                      for head, c in OUTPUT_CHANNELS.items() for s in STRIDES]
-    graph = helper.make_graph(
-        g.nodes, "yunet-standin", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, list(INPUT_SHAPE))],
-        graph_outputs, [numpy_helper.from_array(v, k) for k, v in g.initializers.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="facezoo-standin")
-    model.ir_version = 7
-    onnx.checker.check_model(model)
-    return model
+    return g.model("yunet-standin", INPUT_NAME, INPUT_SHAPE, graph_outputs)
 
 
 def _measure(g: StandinGraph, stride: int, skin_map: str) -> str:
