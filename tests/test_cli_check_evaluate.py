@@ -156,6 +156,7 @@ def test_default_protocols_follow_the_registry():
         "face-recognition-sface": "insightface",
         "yunet": "widerface",
         "mtcnn": "widerface",
+        "scrfd": "widerface",
     }
     assert default_protocol(None) == "insightface"
 

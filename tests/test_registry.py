@@ -21,7 +21,7 @@ def test_real_registry_loads():
     assert zoo.path == PACKAGED_ZOO
     assert zoo.names() == [
         "arcface", "sphereface", "lightcnn", "mindface-arcface-mobilefacenet", "mindface-arcface-r100",
-        "face-recognition-resnet34-arcface", "face-recognition-sface", "yunet", "mtcnn",
+        "face-recognition-resnet34-arcface", "face-recognition-sface", "yunet", "mtcnn", "scrfd",
     ]
     for spec in zoo.models:
         for model_file in spec.files:

@@ -294,3 +294,28 @@ def test_a_head_not_made_by_a_reshape_cannot_be_given_a_batch_axis():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     with pytest.raises(ConversionError, match="output 'y' has no batch axis and is not made by a Reshape"):
         edits.add_output_batch_axis(model, ["y"], 1)
+
+
+def test_heads_that_share_one_reshape_target_get_one_batched_target():
+    """Exporters share constants: two heads reshaped by the same [-1, C] initializer."""
+    import onnxruntime as ort
+    from onnx import TensorProto, checker, helper, numpy_helper
+
+    from facezoo.sources.onnx import graph as edits
+
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t", "target"], ["a"]),
+             helper.make_node("Neg", ["t"], ["n"]),
+             helper.make_node("Reshape", ["n", "target"], ["b"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 4])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [12, 2]) for n in "ab"],
+                              [numpy_helper.from_array(np.array([-1, 2], np.int64), "target")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    edits.add_output_batch_axis(model, ["a", "b"], 1)
+    edits.make_batch_dynamic(model)
+    checker.check_model(model)
+    x = np.arange(48, dtype=np.float32).reshape(2, 2, 3, 4)
+    a, b = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert a.shape == b.shape == (2, 12, 2)
+    np.testing.assert_array_equal(a[1], x[1].transpose(1, 2, 0).reshape(-1, 2))
+    np.testing.assert_array_equal(b, -a)

@@ -187,9 +187,11 @@ def add_output_batch_axis(model: onnx.ModelProto, names: list[str], batch: int) 
         if data_dims[0] != batch or np.any(target == 0):
             raise ConversionError(f"output {name!r}: its Reshape's input {node.input[0]!r} does not start with the "
                                   f"batch axis ({data_dims}), or its target {target.tolist()} copies dimensions")
-        batched = numpy_helper.from_array(np.concatenate([[0], target]).astype(np.int64), f"{node.input[1]}__batched")
-        graph.initializer.append(batched)
-        node.input[1] = batched.name
+        batched = f"{node.input[1]}__batched"  # one per target, however many Reshapes share it
+        if batched not in initializers:
+            initializers[batched] = numpy_helper.from_array(np.concatenate([[0], target]).astype(np.int64), batched)
+            graph.initializer.append(initializers[batched])
+        node.input[1] = batched
         value = next(v for v in graph.output if v.name == name)
         dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
         value.type.CopyFrom(helper.make_tensor_type_proto(value.type.tensor_type.elem_type, [batch, *dims]))
