@@ -30,17 +30,25 @@ class ModelIdentity:
     card_sha256: str = ""
 
     @classmethod
-    def of_embedder(cls, embedder) -> "ModelIdentity":
-        """From a facezoo.runtime.Embedder: its model card (a file without a card has only its name)."""
+    def of_artifact(cls, artifact, dim: int | None = None) -> "ModelIdentity":
+        """From a converted artifact (facezoo.runtime.resolve.Artifact) and its model card; ``dim``
+        where the card does not say it (a file without a card)."""
         from facezoo.downloader.verify import sha256_file
 
-        artifact = embedder.artifact
         card = artifact.card
         card_path = Path(artifact.path).parent / "model_card.json"
         weights = dict((card.source or {}).get("files") or {}) if card is not None else {}
-        dim = int(embedder.model.output_specs[0].shape[-1])
-        return cls(model=artifact.model, weights=weights, precision=artifact.precision, dim=dim,
+        if card is not None and card.outputs and card.outputs[0].shape and card.outputs[0].shape[-1] > 0:
+            dim = int(card.outputs[0].shape[-1])
+        if dim is None:
+            raise GalleryError(f"{artifact.path}: no model card says the embedding's length")
+        return cls(model=artifact.model, weights=weights, precision=artifact.precision, dim=int(dim),
                    card_sha256=sha256_file(card_path) if card_path.is_file() else "")
+
+    @classmethod
+    def of_embedder(cls, embedder) -> "ModelIdentity":
+        """From a loaded facezoo.runtime.Embedder."""
+        return cls.of_artifact(embedder.artifact, int(embedder.model.output_specs[0].shape[-1]))
 
 
 @dataclass
