@@ -17,7 +17,7 @@ app = typer.Typer(
 # One module per command group; a module that is not written yet is simply absent.
 COMMAND_MODULES = (
     "info", "standins", "download", "convert", "demo", "run", "detect", "check", "evaluate", "benchmark", "serve", "export",
-    "embed_dataset",
+    "embed_dataset", "gallery",
 )
 
 for _module in COMMAND_MODULES:

@@ -221,7 +221,8 @@ class FolderStore:
             matches = self._index.search(queries, count, exact=size <= EXACT_UP_TO)
             keys = np.asarray(matches.keys).reshape(len(queries), -1)
             distances = np.asarray(matches.distances, np.float32).reshape(len(queries), -1)
-            counts = np.asarray(matches.counts).reshape(-1)
+            counts = (np.asarray(matches.counts).reshape(-1) if hasattr(matches, "counts")  # BatchMatches
+                      else np.array([len(np.asarray(matches.keys).reshape(-1))]))  # one query: Matches
             names = self._names_of({int(k) for row, n in zip(keys, counts) for k in row[:n]})
         hits = []
         for row, distance, n in zip(keys, distances, counts):
