@@ -26,7 +26,10 @@ PROTOCOL_HELP = (
     "lfw-cosine: 10 folds, cosine of raw embeddings, thresholds [-1, 1) step 0.005; "
     "roc: TAR@FAR, EER, AUC of cosine; "
     "widerface (detectors): AP easy/medium/hard at IoU 0.5 on a WIDER FACE val folder (wider_face_val_bbx_gt.txt, "
-    "the kit's wider_*_val.mat, WIDER_val/images). Default: the protocol of the model's published number."
+    "the kit's wider_*_val.mat, WIDER_val/images); "
+    "identification: 1:N on a folder DIR/<identity>/*.jpg, each enrolled identity's first image in the gallery "
+    "(--unknown-share of the identities left out as strangers), exact search: rank-1, CMC, DIR at FAR 1% and 0.1%. "
+    "Default: the protocol of the model's published number."
 )
 
 
@@ -243,12 +246,14 @@ def show_evaluation(document: dict) -> None:
 def evaluate(
     model: Annotated[str, typer.Argument(help="A converted file (.xml, .onnx, .mindir) or a zoo name under -c.")],
     dataset: Annotated[
-        Path, typer.Option("--dataset", help="insightface .bin (lfw.bin, cfp_fp.bin, ...) or an LFW folder with pairs.txt.")
+        Path, typer.Option("--dataset", help="insightface .bin (lfw.bin, cfp_fp.bin, ...) or an LFW folder with pairs.txt; "
+                           "identification: a folder DIR/<identity>/*.jpg.")
     ],
     protocol: Annotated[Optional[str], typer.Option("--protocol", help=PROTOCOL_HELP)] = None,
     flip: Annotated[bool, typer.Option("--flip", help="Also embed horizontal flips; report Accuracy-Flip.")] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the results here.")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the ROC curve here (PNG).")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the ROC curve here (PNG; identification: "
+                                                 "the CMC curve and DIR against FAR).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per inference call.")] = 32,
     device: Annotated[str, typer.Option("--device", help="CPU, GPU, Ascend or AUTO.")] = "CPU",
     backend: Annotated[
@@ -269,10 +274,19 @@ def evaluate(
         Optional[float], typer.Option("--score", min=0.0, max=1.0, help="widerface: the detector's score threshold "
                                       "(default 0.02: the AP curve needs the low-scoring detections).")
     ] = None,
+    unknown_share: Annotated[
+        Optional[float], typer.Option("--unknown-share", min=0.0, max=1.0, help="identification: the share of the "
+                                      "identities left out of the gallery, all their images non-mated probes "
+                                      "(default 0.5 from 4 identities on, else 0).")
+    ] = None,
+    detector: Annotated[
+        Optional[str], typer.Option("--detector", help="identification: a converted face detector; the dataset's "
+                                    "images are photos, the largest face of each is aligned and embedded.")
+    ] = None,
     zoo: ZooOption = None,
 ) -> None:
-    """Measure verification accuracy on a face-verification set (or a detector's AP on WIDER FACE),
-    beside the published numbers."""
+    """Measure verification accuracy on a face-verification set (or 1:N identification on a folder of
+    identities, or a detector's AP on WIDER FACE), beside the published numbers."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from facezoo.accuracy.agreement import write_json_atomic
@@ -280,6 +294,9 @@ def evaluate(
     registry = open_zoo(zoo)
     if protocol is None and _converted_detector(model, converted_dir, fmt, precision):
         protocol = "widerface"
+    if protocol != "identification" and (unknown_share is not None or detector is not None):
+        raise EvaluationError(f"{'--unknown-share' if unknown_share is not None else '--detector'} goes with "
+                              "--protocol identification")
     if protocol == "widerface":
         from facezoo.cli.widerface import evaluate_widerface
 
@@ -288,6 +305,16 @@ def evaluate(
         return
     if score is not None:
         raise EvaluationError("--score sets a detector's threshold: it goes with --protocol widerface")
+    if protocol == "identification":
+        from facezoo.cli.identification import evaluate_identification
+
+        if flip or pairs is not None:
+            raise EvaluationError(f"{'--flip' if flip else '--pairs'} is for the verification protocols, "
+                                  "not --protocol identification")
+        evaluate_identification(model, dataset, registry, converted_dir=converted_dir, fmt=fmt, precision=precision,
+                                device=device, backend=backend, batch_size=batch_size, resize=resize,
+                                detector=detector, unknown_share=unknown_share, json_path=json_path, plot=plot)
+        return
     columns = (TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True) as progress:
         task = progress.add_task("embedding", total=None)
