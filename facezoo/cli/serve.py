@@ -68,6 +68,11 @@ def serve(
         typer.Option("--detector", help="A converted face detector (zoo name or file): served at "
                      "/v1/models/DET/detect, and /embed and /verify take photos, detecting the largest face first."),
     ] = None,
+    gallery: Annotated[
+        Optional[list[Path]],
+        typer.Option("--gallery", help="A gallery (facezoo gallery create) to serve at /v1/galleries/NAME: "
+                     "identify, enroll, remove. Its model must be among the models served. Repeatable."),
+    ] = None,
     zoo: ZooOption = None,
 ) -> None:
     """Serve converted models: KServe v2 REST (tritonclient works), /v1 embed and verify, /metrics.
@@ -101,6 +106,7 @@ def serve(
     metrics = Metrics()
     served: dict = {}
     detectors: dict = {}
+    galleries: dict = {}
     try:
         for model in [*models, *([detector] if detector else [])]:
             choice = ModelChoice(model, Path(converted_dir), fmt, precision, device, backend)
@@ -127,16 +133,27 @@ def serve(
             chosen = next(iter(d for d in detectors.values() if d.name == _detector_name(detector, detectors)))
             for loaded in served.values():
                 loaded.detector = chosen
+        for path in gallery or []:
+            from facezoo.serving.galleries import open_gallery
+
+            opened = open_gallery(path, served)
+            if opened.name in galleries:
+                opened.close()
+                raise FacezooError(f"--gallery {path}: a gallery named {opened.name!r} is already served")
+            galleries[opened.name] = opened
+            console.print(f"gallery {opened.name}: {opened.gallery.count()} faces of {opened.gallery.info.model}",
+                          highlight=False)
         sock = bind(host, port)
     except BaseException:
-        for loaded in [*served.values(), *detectors.values()]:
+        for loaded in [*galleries.values(), *served.values(), *detectors.values()]:
             loaded.close()
         raise
-    app = create_app(served, config, metrics, detectors)
+    app = create_app(served, config, metrics, detectors, galleries)
     url = url_of(sock)
     console.print(f"serving {', '.join([*served, *detectors])} at {url}  (KServe v2: {url}/v2/models/NAME/infer; "
                   f"faces: {url}/v1/models/NAME/embed and /verify"
                   + (f"; detect: {url}/v1/models/{', '.join(detectors)}/detect" if detectors else "")
+                  + (f"; galleries: {url}/v1/galleries/{', '.join(galleries)}" if galleries else "")
                   + f"; metrics: {url}/metrics)", highlight=False)
     run_server(app, sock, drain_s=timeout_s + 5.0, read_timeout_s=read_timeout_s, max_connections=max_connections)
     console.print("stopped: requests in flight were answered", highlight=False)

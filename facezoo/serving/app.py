@@ -32,9 +32,10 @@ READ = ["GET", "HEAD"]  # every GET route answers HEAD too (headers, no body)
 
 
 def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Metrics | None = None,
-               detectors: dict | None = None) -> FastAPI:
+               detectors: dict | None = None, galleries: dict | None = None) -> FastAPI:
     """``models``: served by name (KServe and their task's routes); ``detectors``: ServedDetectors by
-    name, whose nets join ``models`` for KServe and which answer /detect."""
+    name, whose nets join ``models`` for KServe and which answer /detect; ``galleries``:
+    ServedGalleries by name (/v1/galleries, facezoo.serving.galleries)."""
     detectors = dict(detectors or {})
     models = dict(models)
     for detector in detectors.values():
@@ -58,6 +59,8 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
         yield
         state["ready"] = False  # uvicorn has drained the requests in flight by now
+        for gallery in (galleries or {}).values():
+            gallery.close()
         for served in models.values():
             served.close()
 
@@ -136,6 +139,11 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, metrics: Met
     for route in ROUTES:  # one template each: /metrics counts every route on its own
         app.add_api_route(f"/v1/models/{{name}}/{route}", task_route(route), methods=["POST"])
 
+    if galleries:
+        from facezoo.serving.galleries import add_gallery_routes
+
+        add_gallery_routes(app, galleries, config)
+
     @app.api_route("/metrics", methods=READ)
     async def prometheus():
         return Response(metrics.render(), media_type=metrics.content_type)
@@ -154,7 +162,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(exc.status, str(exc), headers)
 
     async def facezoo_error(_request, exc: FacezooError):
-        return _error(400, str(exc))
+        return _error(getattr(exc, "status", 400), str(exc))  # a gallery's errors carry their own (404, 409)
 
     async def http_error(_request, exc: HTTPException):
         return _error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
