@@ -319,3 +319,78 @@ def test_cli_refusals(converted_standin, tmp_path):
     assert both.exit_code == 1 and "give one of" in both.output
     again = _cli("gallery", "create", g, "--model", MODEL, "-c", converted)
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_photos_through_a_detector(converted_standin, converted_mtcnn, tmp_path):
+    """Enrolling a photo takes its largest face; identifying takes every face, each with its box."""
+    from facezoo.photos import ASTRONAUT, composite
+
+    converted = converted_standin.converted_dir
+    detector = next((converted_mtcnn.converted_dir / "mtcnn" / "FP32").glob("mtcnn-pnet.xml"))
+    g = tmp_path / "g"
+    assert _cli("gallery", "create", g, "--model", MODEL, "-c", converted, "--threshold", "0.999").exit_code == 0
+    added = _cli("gallery", "add", g, "--identity", "eileen", ASTRONAUT, "--detector", detector, "-c", converted)
+    assert added.exit_code == 0, added.output
+    group = tmp_path / "group.jpg"
+    cv2.imwrite(str(group), composite())
+    out = tmp_path / "who.json"
+    found = _cli("identify", g, ASTRONAUT, group, "--detector", detector, "-c", converted, "--json", out)
+    assert found.exit_code == 0, found.output
+    results = json.loads(out.read_text())["results"]
+    mine = [r for r in results if r["path"] == str(ASTRONAUT)]
+    assert len(mine) == 1 and mine[0]["identity"] == "eileen" and mine[0]["cosine"] > 0.999
+    crowd = [r for r in results if r["path"] == str(group)]
+    assert len(crowd) >= 2 and all(len(r["box"]) == 4 and len(r["landmarks"]) == 5 for r in crowd)
+    assert [r["face"] for r in crowd] == list(range(len(crowd)))
+    plain = tmp_path / "plain.png"
+    cv2.imwrite(str(plain), np.full((200, 200, 3), 128, np.uint8))
+    none = _cli("gallery", "add", g, "--identity", "nobody", plain, "--detector", detector, "-c", converted)
+    assert none.exit_code == 1 and f"no face found in {plain}" in none.output
+
+
+def test_from_parquet_takes_identities_from_folders(tmp_path):
+    """The rows embed-dataset writes (path, face, embedding, error): the identity is the parent folder,
+    error rows are skipped, and the same Parquet added twice is refused."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(6)
+    rows = {"path": ["ann/1.jpg", "ann/2.jpg", "bob/1.jpg", "bob/broken.jpg"], "face": [0, 0, 0, -1],
+            "embedding": [rng.normal(size=DIM).astype(np.float32).tolist() for _ in range(3)] + [None],
+            "error": [None, None, None, "cannot decode the image"]}
+    table = pa.table({"path": pa.array(rows["path"]), "face": pa.array(rows["face"], pa.int32()),
+                      "embedding": pa.array(rows["embedding"], pa.list_(pa.float32())),
+                      "error": pa.array(rows["error"], pa.string())})
+    pq.write_table(table, tmp_path / "faces.parquet")
+    Gallery.create(tmp_path / "g", _identity()).close()
+    added = _cli("gallery", "add", tmp_path / "g", "--from-parquet", tmp_path / "faces.parquet")
+    assert added.exit_code == 0 and "added 3 faces of 2 identities" in added.output, added.output
+    with Gallery.open(tmp_path / "g") as gallery:
+        assert gallery.identities() == {"ann": 2, "bob": 1}
+        [answer] = gallery.identify(np.asarray(rows["embedding"][2])[None], threshold=0.99)
+        assert answer.identity == "bob"
+    again = _cli("gallery", "add", tmp_path / "g", "--from-parquet", tmp_path / "faces.parquet")
+    assert again.exit_code == 1 and "already enrolled" in again.output
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
+    junk = _cli("gallery", "add", tmp_path / "g", "--from-parquet", tmp_path / "junk.parquet")
+    assert junk.exit_code == 1 and "not an embed-dataset Parquet file" in junk.output
+
+
+def test_a_milvus_gallery_through_the_cli(tmp_path, monkeypatch):
+    """--store milvus:FILE.db keeps the faces in Milvus Lite; the folder holds where, and every
+    command after create needs only the folder."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(7)
+    np.save(tmp_path / "q.npy", rng.normal(size=(2, DIM)).astype(np.float32))
+    with Gallery.create(tmp_path / "g", _identity(), store="milvus:lite.db", threshold=0.5) as gallery:
+        gallery.add(_faces("ann", 1), np.load(tmp_path / "q.npy")[:1])
+    assert json.loads((tmp_path / "g" / "gallery.json").read_text())["store"] == "milvus:lite.db"
+    listed = _cli("gallery", "list", tmp_path / "g", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output)["store"] == "milvus:lite.db"
+    found = _cli("identify", tmp_path / "g", "--embeddings", tmp_path / "q.npy", "--json", tmp_path / "w.json")
+    assert found.exit_code == 0, found.output
+    results = json.loads((tmp_path / "w.json").read_text())["results"]
+    assert results[0]["identity"] == "ann" and results[0]["cosine"] == pytest.approx(1.0, abs=1e-3)
+    reindex = _cli("gallery", "reindex", tmp_path / "g")
+    assert reindex.exit_code == 1 and "indexes by itself" in reindex.output

@@ -17,8 +17,7 @@ import numpy as np
 from facezoo.gallery.errors import DuplicateFace, GalleryError
 from facezoo.gallery.gallery import check_identity_name
 from facezoo.gallery.store import Face
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from facezoo.images import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -136,5 +135,5 @@ def parquet_faces(path: Path, images: Path | None = None) -> dict[str, tuple[lis
     return {name: (faces, np.stack(vectors)) for name, (faces, vectors) in by_identity.items()}
 
 
-__all__ = ["IMAGE_SUFFIXES", "QueryFace", "enrollment_faces", "file_sha256", "identity_folders", "parquet_faces",
+__all__ = ["QueryFace", "enrollment_faces", "file_sha256", "identity_folders", "parquet_faces",
            "query_faces"]

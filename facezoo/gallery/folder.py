@@ -32,7 +32,7 @@ import numpy as np
 from facezoo.gallery.errors import (CorruptGallery, DuplicateFace, GalleryError, GalleryNotFound,
                                     IdentityNotFound)
 from facezoo.gallery.info import GalleryInfo
-from facezoo.gallery.store import Face, Hit, normalized
+from facezoo.gallery.store import Face, Hit, checked_batch, normalized
 
 DATABASE = "gallery.sqlite"
 POINTER = "index.json"
@@ -264,18 +264,9 @@ class FolderStore:
         self._db.execute("COMMIT")
 
     def add(self, faces: list[Face], vectors: np.ndarray) -> int:
-        vectors = normalized(vectors, self.info.dim, "embeddings")
-        if len(faces) != len(vectors):
-            raise GalleryError(f"{len(faces)} faces but {len(vectors)} embeddings")
+        vectors = checked_batch(faces, vectors, self.info.dim)
         if not faces:
             return 0
-        seen: dict[tuple[str, int], str] = {}
-        for face in faces:
-            key = (face.image_sha256, face.face)
-            if key in seen:
-                raise DuplicateFace(f"{face.source}: the same image as {seen[key]} (sha256 {face.image_sha256[:12]}…), "
-                                    f"given twice; nothing was added")
-            seen[key] = face.source
         lock = self._write_lock()
         try:
             with self._lock:

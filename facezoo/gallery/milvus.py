@@ -57,7 +57,7 @@ import numpy as np
 from facezoo.gallery.errors import (CorruptGallery, DuplicateFace, GalleryError, GalleryNotFound,
                                     IdentityNotFound)
 from facezoo.gallery.info import GalleryInfo
-from facezoo.gallery.store import Face, Hit, normalized
+from facezoo.gallery.store import Face, Hit, checked_batch, normalized
 
 SCHEME = "milvus:"
 TOKEN_VARIABLE = "MILVUS_TOKEN"
@@ -351,18 +351,10 @@ class MilvusStore:
 
     # ------------------------------------------------------------------------------- writing --
     def add(self, faces: list[Face], vectors: np.ndarray) -> int:
-        vectors = normalized(vectors, self.info.dim, "embeddings")
-        if len(faces) != len(vectors):
-            raise GalleryError(f"{len(faces)} faces but {len(vectors)} embeddings")
+        vectors = checked_batch(faces, vectors, self.info.dim)
         if not faces:
             return 0
-        seen: dict[tuple[str, int], str] = {}
         for face in faces:
-            key = (face.image_sha256, int(face.face))
-            if key in seen:
-                raise DuplicateFace(f"{face.source}: the same image as {seen[key]} (sha256 {face.image_sha256[:12]}…), "
-                                    f"given twice; nothing was added")
-            seen[key] = face.source
             for field in MAX_BYTES:
                 if len(getattr(face, field).encode("utf-8")) > MAX_BYTES[field]:
                     raise GalleryError(f"{face.source[:200]}: its {field} is longer than the {MAX_BYTES[field]} bytes "

@@ -85,6 +85,24 @@ def store_class(uri: str | None):
     return getattr(importlib.import_module(module), name)
 
 
+def checked_batch(faces: list[Face], vectors: np.ndarray, dim: int) -> np.ndarray:
+    """What every store checks before it writes an add: one unit vector per face, and no image and
+    face given twice in the call (DuplicateFace, nothing added). Returns the normalized vectors."""
+    from facezoo.gallery.errors import DuplicateFace
+
+    vectors = normalized(vectors, dim, "embeddings")
+    if len(faces) != len(vectors):
+        raise GalleryError(f"{len(faces)} faces but {len(vectors)} embeddings")
+    seen: dict[tuple[str, int], str] = {}
+    for face in faces:
+        key = (face.image_sha256, int(face.face))
+        if key in seen:
+            raise DuplicateFace(f"{face.source}: the same image as {seen[key]} (sha256 {face.image_sha256[:12]}…), "
+                                f"given twice; nothing was added")
+        seen[key] = face.source
+    return vectors
+
+
 def normalized(vectors: np.ndarray, dim: int, where: str) -> np.ndarray:
     """``vectors`` as contiguous float32 rows of length ``dim``, each of unit length."""
     array = np.asarray(vectors, dtype=np.float32)
@@ -100,4 +118,4 @@ def normalized(vectors: np.ndarray, dim: int, where: str) -> np.ndarray:
     return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
-__all__ = ["FOLDER_STORE", "Face", "Hit", "STORES", "VectorStore", "normalized", "store_class"]
+__all__ = ["FOLDER_STORE", "Face", "Hit", "STORES", "VectorStore", "checked_batch", "normalized", "store_class"]
