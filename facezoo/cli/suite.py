@@ -65,12 +65,22 @@ def suite(
     detector_rounds: Annotated[
         int, typer.Option("--detector-rounds", help="Interleaved rounds: YuNet against cv2, and the photo path.")
     ] = 5,
+    gallery_only: Annotated[
+        bool, typer.Option("--gallery-only", help="Only the gallery rows (1:N search at scale, every store beside "
+                           "exact search), into <machine>-gallery.{json,md}.")
+    ] = False,
+    gallery_size: Annotated[int, typer.Option("--gallery-size", min=1000, help="Synthetic identities.")] = 1_000_000,
+    gallery_milvus_size: Annotated[
+        int, typer.Option("--gallery-milvus-size", min=0, help="Identities through Milvus Lite (0: none).")
+    ] = 1_000_000,
+    gallery_queries: Annotated[int, typer.Option("--gallery-queries", min=10, help="Queries per store.")] = 1000,
     render: Annotated[
         Optional[Path], typer.Option("--render", help="Only write the report again from this results JSON.")
     ] = None,
 ) -> None:
     """Convert the zoo's stand-ins, time every path, and write the report for this machine."""
-    from facezoo.benchmark.suite import SuiteOptions, rerender, run_deployment_only, run_detectors_only, run_suite
+    from facezoo.benchmark.suite import (SuiteOptions, rerender, run_deployment_only, run_detectors_only,
+                                         run_gallery_only, run_suite)
 
     if render is not None:
         if render.name.endswith("-deploy.json"):  # the serving/Ray results file
@@ -104,13 +114,17 @@ def suite(
         detector_min_iterations=detector_min_iterations,
         detector_iterations=detector_iterations,
         detector_rounds=detector_rounds,
+        gallery_size=gallery_size,
+        gallery_milvus_size=gallery_milvus_size,
+        gallery_queries=gallery_queries,
     )
-    if deploy_only and detectors_only:
+    if deploy_only + detectors_only + gallery_only > 1:
         from facezoo.errors import FacezooError
 
-        raise FacezooError("--deploy-only and --detectors-only: choose one")
-    paths = (run_deployment_only if deploy_only else run_detectors_only if detectors_only else run_suite)(
-        options, err_console)
+        raise FacezooError("--deploy-only, --detectors-only, --gallery-only: choose one")
+    section = (run_deployment_only if deploy_only else run_detectors_only if detectors_only
+               else run_gallery_only if gallery_only else run_suite)
+    paths = section(options, err_console)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}", highlight=False)
 

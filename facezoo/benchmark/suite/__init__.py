@@ -70,6 +70,12 @@ class SuiteOptions:
     pipeline_format: str = "openvino"
     pipeline_precision: str = "FP32"
     pipeline_backend: str = "openvino"
+    # The gallery section (suite/gallery.py): into <machine>-gallery.{json,md}.
+    gallery_size: int = 1_000_000  # synthetic identities, one face each
+    gallery_dim: int = 512
+    gallery_queries: int = 1000
+    gallery_batch: int = 64
+    gallery_milvus_size: int = 1_000_000  # the same through Milvus Lite; 0: not measured
 
 
 @dataclass
@@ -146,6 +152,13 @@ def run_detectors_only(options: SuiteOptions, console: Console | None = None) ->
     from facezoo.benchmark.suite.detectors_report import run_detectors_only as run_section
 
     return run_section(options, console)
+
+
+def run_gallery_only(options: SuiteOptions, console: Console | None = None) -> dict[str, Path]:
+    """Only the gallery rows, into `<machine>-gallery.{json,md}`."""
+    from facezoo.benchmark.suite.gallery import run_gallery_benchmark
+
+    return run_gallery_benchmark(options, console)
 
 
 def rerender(json_path: Path, results_dir: Path | None = None) -> dict[str, Path]:
@@ -377,4 +390,5 @@ def _time_gpu(run: SuiteRun, converted_dir: Path, console: Console) -> dict:
     return {"measured": True, "gpus": run.machine.gpus, "targets": [asdict(t) for t in targets]}
 
 
-__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_deployment_only", "run_detectors_only", "run_suite"]
+__all__ = ["SuiteOptions", "SuiteRun", "rerender", "run_deployment_only", "run_detectors_only", "run_gallery_only",
+           "run_suite"]
