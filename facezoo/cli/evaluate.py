@@ -291,13 +291,20 @@ def evaluate(
 
     from facezoo.accuracy.agreement import write_json_atomic
 
+    from facezoo.accuracy.identification import PROTOCOL as IDENTIFICATION
+    from facezoo.accuracy.metrics import PROTOCOLS as VERIFICATION
+    from facezoo.cli.widerface import PROTOCOL as WIDERFACE
+
+    if protocol is not None and protocol not in (*VERIFICATION, WIDERFACE, IDENTIFICATION):
+        raise EvaluationError(f"unknown protocol {protocol!r}; expected one of {', '.join(VERIFICATION)} "
+                              f"(verification), {WIDERFACE} (detectors) or {IDENTIFICATION} (1:N)")
     registry = open_zoo(zoo)
     if protocol is None and _converted_detector(model, converted_dir, fmt, precision):
-        protocol = "widerface"
-    if protocol != "identification" and (unknown_share is not None or detector is not None):
+        protocol = WIDERFACE
+    if protocol != IDENTIFICATION and (unknown_share is not None or detector is not None):
         raise EvaluationError(f"{'--unknown-share' if unknown_share is not None else '--detector'} goes with "
                               "--protocol identification")
-    if protocol == "widerface":
+    if protocol == WIDERFACE:
         from facezoo.cli.widerface import evaluate_widerface
 
         evaluate_widerface(model, dataset, registry, converted_dir=converted_dir, fmt=fmt, precision=precision,
@@ -305,7 +312,7 @@ def evaluate(
         return
     if score is not None:
         raise EvaluationError("--score sets a detector's threshold: it goes with --protocol widerface")
-    if protocol == "identification":
+    if protocol == IDENTIFICATION:
         from facezoo.cli.identification import evaluate_identification
 
         if flip or pairs is not None:

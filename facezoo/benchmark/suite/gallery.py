@@ -244,7 +244,7 @@ def render_markdown(document: dict) -> str:
              "",
              f"Machine: {document['machine'].get('cpu_model', '')} ({document['machine'].get('usable_cpus', '?')} usable CPUs, "
              f"{document['machine'].get('memory_gib', '?')} GiB). "
-             f"logical CPUs). Synthetic identities (a query's cosine to its own identity's face ≈ "
+             f"Synthetic identities (a query's cosine to its own identity's face ≈ "
              f"{document['same_person_cosine']}, strangers ≈ 0), {document['queries']} queries. Each store was "
              f"measured in the same run as exact search (float32 matmul over the same vectors). Targets: "
              f"recall@1 ≥ {targets['min_recall_at_1']}, batch-1 p99 ≤ {targets['max_p99_batch1_ms']} ms, memory ≤ "
