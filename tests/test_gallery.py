@@ -1,4 +1,4 @@
-"""Galleries and 1:N identification: the folder store (SQLite + usearch) through the API and the CLI.
+"""Galleries and 1:N identification: the folder store (SQLite + a sign-bit index) through the API and the CLI.
 
 The CLI tests run the converted stand-in MobileFaceNet on generated faces: its weights are not
 trained, so the tests rely only on what holds for any model (a face enrolled is its own nearest
@@ -27,6 +27,7 @@ from facezoo.faces import synthetic_face
 from facezoo.gallery import (CorruptGallery, DuplicateFace, EmptyGallery, Face, Gallery, GalleryError,
                              GalleryNotFound, IdentityNotFound, ModelIdentity, ModelMismatch)
 from facezoo.gallery import folder as folder_store
+from facezoo.gallery import index as gallery_index
 
 MODEL = "mindface-arcface-mobilefacenet"
 runner = CliRunner()
@@ -146,7 +147,7 @@ def test_a_damaged_index_is_named_and_reindex_rebuilds_it(tmp_path):
         for i in range(5):
             gallery.add(_faces(f"p{i}", 2), vectors[2 * i : 2 * i + 2])
         gallery.checkpoint()
-    [index_file] = (tmp_path / "g").glob("index-*.usearch")
+    [index_file] = (tmp_path / "g").glob("index-*.npz")
     data = bytearray(index_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     index_file.write_bytes(bytes(data))
@@ -161,10 +162,10 @@ def test_a_damaged_index_is_named_and_reindex_rebuilds_it(tmp_path):
         Gallery.open(tmp_path / "g")
 
 
-def test_the_hnsw_path_agrees_with_exact_search(tmp_path, monkeypatch):
-    """Past EXACT_UP_TO the graph is searched: recall@1 against brute force, and a reopened
+def test_the_sign_bit_search_agrees_with_exact_search(tmp_path, monkeypatch):
+    """Past RERANK faces, candidates come from the sign bits: recall@1 against brute force, and a reopened
     snapshot answers the same."""
-    monkeypatch.setattr(folder_store, "EXACT_UP_TO", 1000)
+    monkeypatch.setattr(gallery_index, "RERANK", 16)
     rng = np.random.default_rng(4)
     centres, vectors = _clustered(rng, 4000, 1, dim=64, spread=0.6)
     faces = [Face(f"p{i}", hashlib.sha256(str(i).encode()).hexdigest(), 0, str(i)) for i in range(4000)]
@@ -394,3 +395,26 @@ def test_a_milvus_gallery_through_the_cli(tmp_path, monkeypatch):
     assert results[0]["identity"] == "ann" and results[0]["cosine"] == pytest.approx(1.0, abs=1e-3)
     reindex = _cli("gallery", "reindex", tmp_path / "g")
     assert reindex.exit_code == 1 and "indexes by itself" in reindex.output
+
+
+def test_the_index_itself(tmp_path):
+    """Keys in database order, exact below RERANK, removal compacts, save and load round-trip."""
+    rng = np.random.default_rng(8)
+    vectors = rng.normal(size=(50, 20)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = gallery_index.BinaryRerankIndex(20)  # 20 bits: codes padded to 3 bytes
+    index.add(np.arange(1, 51, dtype=np.uint64), vectors)
+    with pytest.raises(ValueError, match="increasing order"):
+        index.add(np.array([3], np.uint64), vectors[:1])
+    keys, cosines = index.search(vectors[:4], 3)
+    exact = np.argsort(-(vectors[:4] @ vectors.T), axis=1)[:, :3] + 1
+    np.testing.assert_array_equal(keys, exact)  # 50 faces <= RERANK: exact
+    np.testing.assert_allclose(cosines[:, 0], 1.0, atol=2e-3)
+    assert index.remove(np.array([1, 2, 999], np.uint64)) == 2 and len(index) == 48
+    assert list(index.contains(np.array([1, 3], np.uint64))) == [False, True]
+    assert 1 not in index.search(vectors[:1], 5)[0]
+    index.save(tmp_path / "i.npz")
+    again = gallery_index.BinaryRerankIndex.load(tmp_path / "i.npz")
+    assert len(again) == 48 and again.nbytes == index.nbytes
+    np.testing.assert_array_equal(again.search(vectors[5:9], 4)[0], index.search(vectors[5:9], 4)[0])
+    assert index.search(vectors[:2], 0)[0].shape == (2, 0)

@@ -84,7 +84,7 @@ def create(
                                        "under -c, or a file).")],
     converted_dir: ConvertedDir = DEFAULT_CONVERTED_DIR,
     store: Annotated[Optional[str], typer.Option("--store", help="Where the faces live: none (the folder itself: "
-                                                 "SQLite + a usearch HNSW index), milvus:FILE.db (Milvus Lite) or "
+                                                 "SQLite + a sign-bit and float16 index), milvus:FILE.db (Milvus Lite) or "
                                                  "milvus:http://HOST:19530 (a Milvus server or cluster).")] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="The gallery's own open-set cosine "
                                                        "threshold (else the registry's verification_threshold).")] = None,

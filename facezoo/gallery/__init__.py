@@ -2,7 +2,7 @@
 
 ``Gallery.create(folder, ModelIdentity.of_embedder(embedder))``, ``Gallery.open(folder)``,
 ``gallery.add(faces, vectors)``, ``gallery.identify(vectors, threshold, top_k)``. The store is a
-folder (SQLite + a usearch HNSW index, :mod:`facezoo.gallery.folder`) or Milvus
+folder (SQLite + a sign-bit and float16 index, :mod:`facezoo.gallery.folder`) or Milvus
 (:mod:`facezoo.gallery.milvus`), chosen by the store URI given at creation.
 """
 

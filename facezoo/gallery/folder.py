@@ -4,17 +4,18 @@
   (identity, image sha256, face index, source, vector as float16). An add or remove is one SQLite
   transaction, so a process killed in the middle of a bulk add leaves every committed identity
   and nothing of the rest; readers in other processes query while a writer adds (WAL).
-* ``index-<generation>.usearch`` is a snapshot of the HNSW index (usearch, float16 vectors, inner
-  product on unit vectors = cosine) with ``index.json`` naming it, its size, sha256, and how far it
-  reaches into the database (the last face key and the last removal). Opening loads the snapshot
+* ``index-<generation>.npz`` is a snapshot of the search index (:mod:`facezoo.gallery.index`: sign
+  bits scanned for candidates, float16 vectors to rank them by cosine) with ``index.json`` naming
+  it, its size, sha256, and how far it reaches into the database (the last face key and the last
+  removal). Opening loads the snapshot
   and replays what came after it from the database, so a snapshot is written only now and then
   (:data:`CHECKPOINT_SHARE`), never on every add. A snapshot is written to a new file and
   published by replacing ``index.json``; a crash at any moment leaves the old or the new one.
 * One writer at a time (a file lock); an open store sees other processes' adds and removals at
   its next search (:meth:`FolderStore.refresh`).
 
-Small galleries are searched exactly (usearch's brute force over the same vectors); from
-:data:`EXACT_UP_TO` faces on, through the HNSW graph.
+A gallery of up to :data:`~facezoo.gallery.index.RERANK` faces is searched exactly; a larger one
+re-ranks that many candidates per query.
 """
 
 from __future__ import annotations
@@ -31,17 +32,14 @@ import numpy as np
 
 from facezoo.gallery.errors import (CorruptGallery, DuplicateFace, GalleryError, GalleryNotFound,
                                     IdentityNotFound)
+from facezoo.gallery.index import RERANK, BinaryRerankIndex
 from facezoo.gallery.info import GalleryInfo
 from facezoo.gallery.store import Face, Hit, checked_batch, normalized
 
 DATABASE = "gallery.sqlite"
 POINTER = "index.json"
 LOCK = ".write.lock"
-#: usearch HNSW settings: float16 vectors (the memory target: ~1.1x the raw FP16 vectors with the
-#: graph), inner product on unit vectors, graph degree and the candidate lists while building and
-#: searching (recall@1 >= 0.99 against exact search at 1M, see benchmarks/)
-INDEX_SETTINGS = {"metric": "ip", "dtype": "f16", "connectivity": 16, "expansion_add": 128, "expansion_search": 64}
-EXACT_UP_TO = 20_000  # faces: below this, brute force is as fast and exact
+INDEX_SETTINGS = {"index": "sign bits (FAISS IndexBinaryFlat) + float16 re-rank", "rerank": RERANK}
 #: a snapshot is written when the faces added or removed since the last one reach this share of
 #: the gallery (or the gallery is small): replaying them from SQLite on open stays cheap
 CHECKPOINT_SHARE = 0.05
@@ -91,16 +89,14 @@ class Snapshot:
 
 
 class FolderStore:
-    """A gallery in a folder: SQLite for the faces, a usearch HNSW index for the search."""
+    """A gallery in a folder: SQLite for the faces, a sign-bit + float16 index for the search."""
 
     def __init__(self, folder: Path, info: GalleryInfo, connection: sqlite3.Connection):
-        from usearch.index import Index
-
         self.folder = Path(folder)
         self.info = info
         self._db = connection
         self._lock = threading.RLock()  # one connection and index, shared by a server's threads
-        self._index = Index(ndim=info.dim, **INDEX_SETTINGS)
+        self._index = BinaryRerankIndex(info.dim)
         self._max_key = 0
         self._removed_seq = 0
         self._snapshot: Snapshot | None = None
@@ -149,8 +145,6 @@ class FolderStore:
         return store
 
     def _load_snapshot(self) -> None:
-        from usearch.index import Index
-
         from facezoo.downloader.verify import sha256_file
 
         snapshot = Snapshot.read(self.folder)
@@ -163,13 +157,12 @@ class FolderStore:
             raise CorruptGallery(f"{path}: missing or damaged (its size or sha256 is not what {POINTER} "
                                  f"recorded); {recover}")
         try:
-            index = Index.restore(str(path))
-        except Exception as exc:  # usearch raises its own error types on a bad file
-            raise CorruptGallery(f"{path}: usearch cannot load it ({exc}); {recover}") from None
-        if index is None or len(index) != snapshot.count or index.ndim != self.info.dim:
+            index = BinaryRerankIndex.load(path)
+        except (OSError, ValueError, KeyError) as exc:  # numpy's and zipfile's errors on a bad file
+            raise CorruptGallery(f"{path}: cannot be loaded ({exc}); {recover}") from None
+        if len(index) != snapshot.count or index.ndim != self.info.dim:
             raise CorruptGallery(f"{path}: not the index {POINTER} describes; {recover}")
         self._index = index
-        self._index.expansion_search = INDEX_SETTINGS["expansion_search"]
         self._max_key, self._removed_seq, self._snapshot = snapshot.max_key, snapshot.removed_seq, snapshot
 
     # ------------------------------------------------------------------------------- reading --
@@ -181,17 +174,17 @@ class FolderStore:
                                     (self._max_key,)).fetchall()
             removed = self._db.execute("SELECT seq, key FROM removed WHERE seq > ? ORDER BY seq",
                                        (self._removed_seq,)).fetchall()
+            if removed:  # first: a key removed and re-added cannot happen (keys are never reused)
+                keys = np.array([key for _, key in removed], np.uint64)
+                present = keys[self._index.contains(keys)]
+                if len(present):
+                    self._index.remove(present)
+                self._removed_seq = int(removed[-1][0])
             if rows:
                 keys = np.array([key for key, _ in rows], np.uint64)
                 vectors = np.frombuffer(b"".join(blob for _, blob in rows), np.float16).reshape(len(rows), -1)
                 self._index.add(keys, vectors.astype(np.float32))
                 self._max_key = int(keys[-1])
-            if removed:
-                keys = np.array([key for _, key in removed], np.uint64)
-                present = keys[np.asarray(self._index.contains(keys), bool).reshape(-1)]
-                if len(present):
-                    self._index.remove(present)
-                self._removed_seq = int(removed[-1][0])
             return len(rows) + len(removed)
 
     def count(self) -> int:
@@ -214,20 +207,12 @@ class FolderStore:
         queries = normalized(queries, self.info.dim, "queries")
         with self._lock:
             self.refresh()
-            size = len(self._index)
-            if size == 0:
+            if len(self._index) == 0:
                 return [[] for _ in range(len(queries))]
-            count = min(int(count), size)
-            matches = self._index.search(queries, count, exact=size <= EXACT_UP_TO)
-            keys = np.asarray(matches.keys).reshape(len(queries), -1)
-            distances = np.asarray(matches.distances, np.float32).reshape(len(queries), -1)
-            counts = (np.asarray(matches.counts).reshape(-1) if hasattr(matches, "counts")  # BatchMatches
-                      else np.array([len(np.asarray(matches.keys).reshape(-1))]))  # one query: Matches
-            names = self._names_of({int(k) for row, n in zip(keys, counts) for k in row[:n]})
-        hits = []
-        for row, distance, n in zip(keys, distances, counts):
-            hits.append([Hit(names[int(k)], float(1.0 - d)) for k, d in zip(row[:n], distance[:n]) if int(k) in names])
-        return hits
+            keys, cosines = self._index.search(queries, count)
+            names = self._names_of({int(k) for k in keys.reshape(-1)})
+        return [[Hit(names[int(k)], float(c)) for k, c in zip(row, scores) if int(k) in names]
+                for row, scores in zip(keys, cosines)]
 
     def _names_of(self, keys: set[int]) -> dict[int, str]:
         ordered = sorted(keys)
@@ -362,9 +347,9 @@ class FolderStore:
 
         if generation is None:
             generation = _generation(self._snapshot.file) + 1 if self._snapshot else 1
-        name = f"index-{generation}.usearch"
+        name = f"index-{generation}.npz"
         partial = self.folder / f".{name}.partial"
-        self._index.save(str(partial))
+        self._index.save(partial)
         with open(partial, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(partial, self.folder / name)
@@ -381,20 +366,18 @@ class FolderStore:
 
     def reindex(self) -> int:
         """Rebuild the index from the database alone (after a damaged snapshot) and publish it."""
-        from usearch.index import Index
-
         lock = self._write_lock()
         try:
             with self._lock:
-                self._index = Index(ndim=self.info.dim, **INDEX_SETTINGS)
+                self._index = BinaryRerankIndex(self.info.dim)
                 self._max_key = 0
                 last = self._db.execute("SELECT MAX(seq) FROM removed").fetchone()[0]
                 self._removed_seq = int(last or 0)  # removed faces are gone from the database already
                 self._snapshot = None
                 self.refresh()
-                self._publish(generation=1 + max([_generation(p.name) for p in self.folder.glob("index-*.usearch")],
+                self._publish(generation=1 + max([_generation(p.name) for p in self.folder.glob("index-*.npz")],
                                                  default=0))
-                for stale in self.folder.glob("index-*.usearch"):
+                for stale in self.folder.glob("index-*.npz"):
                     if stale.name != self._snapshot.file:
                         stale.unlink(missing_ok=True)
                 return len(self._index)
@@ -411,11 +394,11 @@ class FolderStore:
 
 
 def _generation(name: str) -> int:
-    """index-<generation>.usearch → generation (0 for a name not of that form)."""
+    """index-<generation>.npz → generation (0 for a name not of that form)."""
     try:
         return int(name.split("-", 1)[1].split(".", 1)[0])
     except (IndexError, ValueError):
         return 0
 
 
-__all__ = ["CHECKPOINT_SHARE", "DATABASE", "EXACT_UP_TO", "FolderStore", "INDEX_SETTINGS", "POINTER"]
+__all__ = ["CHECKPOINT_SHARE", "DATABASE", "FolderStore", "INDEX_SETTINGS", "POINTER"]

@@ -18,8 +18,7 @@ name when Milvus accepts it (ASCII letters, digits and underscores, not starting
 any other name is mapped by :func:`collection_name` to a valid one plus 8 hex digits of its
 sha256 (``my-gallery`` -> ``my_gallery_<hash>``), so that two names never share a collection.
 
-Index: HNSW (M 16, efConstruction 128, ef 64 or the number of faces asked for, like the folder
-store). Milvus Lite 3 builds it with FAISS for each sealed segment and searches the rows not yet
+Index: HNSW (M 16, efConstruction 128, ef 64 or the number of faces asked for). Milvus Lite 3 builds it with FAISS for each sealed segment and searches the rows not yet
 sealed by brute force; a server builds it with Knowhere. A server that refuses HNSW (Zilliz Cloud
 offers only AUTOINDEX) gets AUTOINDEX. Every collection is created with consistency level
 "Strong": a search, count or query sees every insert and delete acknowledged before it.
@@ -65,7 +64,7 @@ META_SUFFIX = "_meta"
 INFO_KEY = "facezoo.gallery"  # the meta collection's one row
 MAX_NAME = 255  # Milvus's limit on a collection name
 METRIC = "COSINE"
-#: HNSW settings, the folder store's (usearch connectivity 16, expansion_add 128, expansion_search 64)
+#: HNSW settings: graph degree 16, candidate list 128 while building (64 while searching: EF_SEARCH)
 HNSW = {"M": 16, "efConstruction": 128}
 EF_SEARCH = 64
 #: VARCHAR limits in bytes (Milvus counts UTF-8 bytes); identity names are at most 256 characters

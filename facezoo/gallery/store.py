@@ -4,7 +4,7 @@ A store holds faces (an identity, an L2-normalized vector, the source image's sh
 face's index in it) and the gallery's :class:`~facezoo.gallery.info.GalleryInfo`, and finds the
 faces nearest a query by cosine. Two stores:
 
-* ``folder`` (the default, no server): SQLite for the faces and a usearch HNSW index, in the
+* ``folder`` (the default, no server): SQLite for the faces and a sign-bit + float16 index, in the
   gallery's folder (:mod:`facezoo.gallery.folder`);
 * ``milvus:`` URIs: Milvus, embedded in a file (Milvus Lite, ``milvus:galleries.db``) or a
   Milvus server or cluster (``milvus:http://host:19530``) (:mod:`facezoo.gallery.milvus`).

@@ -153,7 +153,7 @@ def measure_store(store: str, size: int, dim: int, queries: np.ndarray, workdir:
                            insert_per_s=round(size / build_s), raw_fp16_bytes=size * dim * 2)
     figures.rss_growth_bytes = _rss() - rss_before
     index = getattr(gallery.store, "_index", None)
-    figures.index_bytes = int(index.memory_usage) if index is not None else None
+    figures.index_bytes = int(index.nbytes) if index is not None else None
     if uri is None:
         begun = time.perf_counter()
         gallery.store.checkpoint(force=True)
@@ -180,10 +180,10 @@ def measure_store(store: str, size: int, dim: int, queries: np.ndarray, workdir:
 
 def _settings(gallery) -> dict:
     store = gallery.store
-    from facezoo.gallery.folder import EXACT_UP_TO, INDEX_SETTINGS, FolderStore
+    from facezoo.gallery.folder import INDEX_SETTINGS, FolderStore
 
     if isinstance(store, FolderStore):
-        return {"index": "usearch HNSW", **INDEX_SETTINGS, "exact_up_to": EXACT_UP_TO}
+        return dict(INDEX_SETTINGS)
     return {"index": getattr(store, "index_description", "Milvus Lite")}
 
 
