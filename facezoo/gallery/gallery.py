@@ -154,11 +154,12 @@ class Gallery:
             raise GalleryError(f"top_k {top_k}: expected at least 1")
         self.check_model(model)
         queries = normalized(vectors, self.info.dim, f"queries for {self.name}")
-        if self.count() == 0:
+        found = self.store.search(queries, top_k * FACES_PER_IDENTITY)
+        if not any(found) and self.count() == 0:  # counted only then: a count scans the faces
             raise EmptyGallery(f"gallery {self.name} is empty: add identities first "
                                f"(`facezoo gallery add {self.path} --identity NAME IMAGE...`)")
         answers = []
-        for hits in self.store.search(queries, top_k * FACES_PER_IDENTITY):
+        for hits in found:
             candidates = best_identities(hits, top_k)
             best = candidates[0] if candidates else None
             passed = best is not None and best.cosine >= threshold
