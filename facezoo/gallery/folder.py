@@ -170,10 +170,14 @@ class FolderStore:
         """Bring the in-memory index up to the database: faces added and removed since (by any
         process). Returns how many changes were applied."""
         with self._lock:
-            rows = self._db.execute("SELECT key, vector FROM faces WHERE key > ? ORDER BY key",
-                                    (self._max_key,)).fetchall()
-            removed = self._db.execute("SELECT seq, key FROM removed WHERE seq > ? ORDER BY seq",
-                                       (self._removed_seq,)).fetchall()
+            self._db.execute("BEGIN")  # both reads from one snapshot of the database
+            try:
+                rows = self._db.execute("SELECT key, vector FROM faces WHERE key > ? ORDER BY key",
+                                        (self._max_key,)).fetchall()
+                removed = self._db.execute("SELECT seq, key FROM removed WHERE seq > ? ORDER BY seq",
+                                           (self._removed_seq,)).fetchall()
+            finally:
+                self._db.execute("COMMIT")
             if removed:  # first: a key removed and re-added cannot happen (keys are never reused)
                 keys = np.array([key for _, key in removed], np.uint64)
                 present = keys[self._index.contains(keys)]
