@@ -166,6 +166,7 @@ def test_the_sign_bit_search_agrees_with_exact_search(tmp_path, monkeypatch):
     """Past RERANK faces, candidates come from the sign bits: recall@1 against brute force, and a reopened
     snapshot answers the same."""
     monkeypatch.setattr(gallery_index, "RERANK", 16)
+    monkeypatch.setattr(gallery_index, "EXACT_UP_TO", 1000)
     rng = np.random.default_rng(4)
     centres, vectors = _clustered(rng, 4000, 1, dim=64, spread=0.6)
     faces = [Face(f"p{i}", hashlib.sha256(str(i).encode()).hexdigest(), 0, str(i)) for i in range(4000)]
@@ -398,7 +399,7 @@ def test_a_milvus_gallery_through_the_cli(tmp_path, monkeypatch):
 
 
 def test_the_index_itself(tmp_path):
-    """Keys in database order, exact below RERANK, removal compacts, save and load round-trip."""
+    """Keys in database order, exact up to EXACT_UP_TO, removal compacts, save and load round-trip."""
     rng = np.random.default_rng(8)
     vectors = rng.normal(size=(50, 20)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -408,7 +409,7 @@ def test_the_index_itself(tmp_path):
         index.add(np.array([3], np.uint64), vectors[:1])
     keys, cosines = index.search(vectors[:4], 3)
     exact = np.argsort(-(vectors[:4] @ vectors.T), axis=1)[:, :3] + 1
-    np.testing.assert_array_equal(keys, exact)  # 50 faces <= RERANK: exact
+    np.testing.assert_array_equal(keys, exact)  # 50 faces <= EXACT_UP_TO: exact
     np.testing.assert_allclose(cosines[:, 0], 1.0, atol=2e-3)
     assert index.remove(np.array([1, 2, 999], np.uint64)) == 2 and len(index) == 48
     assert list(index.contains(np.array([1, 3], np.uint64))) == [False, True]

@@ -14,8 +14,8 @@
 * One writer at a time (a file lock); an open store sees other processes' adds and removals at
   its next search (:meth:`FolderStore.refresh`).
 
-A gallery of up to :data:`~facezoo.gallery.index.RERANK` faces is searched exactly; a larger one
-re-ranks that many candidates per query.
+A gallery of up to :data:`~facezoo.gallery.index.EXACT_UP_TO` faces is searched exactly; a larger
+one re-ranks :data:`~facezoo.gallery.index.RERANK` candidates per query.
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ import numpy as np
 
 from facezoo.gallery.errors import (CorruptGallery, DuplicateFace, GalleryError, GalleryNotFound,
                                     IdentityNotFound)
-from facezoo.gallery.index import RERANK, BinaryRerankIndex
+from facezoo.gallery.index import EXACT_UP_TO, RERANK, BinaryRerankIndex
 from facezoo.gallery.info import GalleryInfo
 from facezoo.gallery.store import Face, Hit, checked_batch, normalized
 
 DATABASE = "gallery.sqlite"
 POINTER = "index.json"
 LOCK = ".write.lock"
-INDEX_SETTINGS = {"index": "sign bits (FAISS IndexBinaryFlat) + float16 re-rank", "rerank": RERANK}
+INDEX_SETTINGS = {"index": "sign bits (FAISS IndexBinaryFlat) + float16 re-rank", "rerank": RERANK,
+                  "exact_up_to": EXACT_UP_TO}
 #: a snapshot is written when the faces added or removed since the last one reach this share of
 #: the gallery (or the gallery is small): replaying them from SQLite on open stays cheap
 CHECKPOINT_SHARE = 0.05

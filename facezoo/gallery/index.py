@@ -6,8 +6,8 @@ a SIMD popcount scan, 64 MB at 1M faces), and the :data:`RERANK` nearest are sco
 the cosine of the float16 vectors, and ranked. The Hamming distance between two sign vectors
 follows the angle between them (its expectation is dim·θ/π), so a face that is near in cosine
 is near in bits; re-ranking enough candidates makes the top results those of exact search
-(benchmarks/results/*-gallery*.md measures recall@1 at 1M). A gallery of up to RERANK faces is
-searched exactly.
+(benchmarks/results/*-gallery*.md measures recall@1 at 1M). A gallery of up to
+:data:`EXACT_UP_TO` faces is scored whole, exactly.
 
 Why not a graph (HNSW)? On face-like data at 1M × 512 the graphs measured here needed large
 search lists (expansion 384-2048) to reach recall 0.99, were 3-300× slower to build, and take
@@ -25,6 +25,7 @@ import numpy as np
 
 #: candidates re-scored exactly per query (at least the number of results asked for)
 RERANK = 64
+EXACT_UP_TO = 4096  # faces: a gallery this small is scored whole (about a millisecond), exactly
 PARALLEL_FROM = 8  # queries in one search from which FAISS may use all its threads
 GROWTH = 1.25  # capacity grows by this factor: at most 25 % slack while a gallery grows
 
@@ -142,10 +143,15 @@ class BinaryRerankIndex:
         count = min(int(count), self._count)
         if count == 0:
             return np.empty((len(queries), 0), np.uint64), np.empty((len(queries), 0), np.float32)
-        candidates = min(self._count, max(RERANK, count))
-        with _threads(1 if len(queries) < PARALLEL_FROM else None):
-            _, rows = self._binary.search(sign_codes(queries), candidates)
-        scores = np.einsum("qcd,qd->qc", self._vectors[rows].astype(np.float32), queries)
+        if self._count <= EXACT_UP_TO:  # every face scored: exact
+            scores = queries @ self._vectors[: self._count].astype(np.float32).T
+            rows = np.broadcast_to(np.arange(self._count), scores.shape)
+            candidates = self._count
+        else:
+            candidates = min(self._count, max(RERANK, count))
+            with _threads(1 if len(queries) < PARALLEL_FROM else None):
+                _, rows = self._binary.search(sign_codes(queries), candidates)
+            scores = np.einsum("qcd,qd->qc", self._vectors[rows].astype(np.float32), queries)
         best = np.argpartition(-scores, count - 1, axis=1)[:, :count] if count < candidates else (
             np.broadcast_to(np.arange(candidates), scores.shape))
         order = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1), axis=1)
@@ -173,4 +179,4 @@ class BinaryRerankIndex:
         return index
 
 
-__all__ = ["BinaryRerankIndex", "RERANK", "sign_codes"]
+__all__ = ["BinaryRerankIndex", "EXACT_UP_TO", "RERANK", "sign_codes"]
