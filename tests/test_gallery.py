@@ -419,3 +419,33 @@ def test_the_index_itself(tmp_path):
     assert len(again) == 48 and again.nbytes == index.nbytes
     np.testing.assert_array_equal(again.search(vectors[5:9], 4)[0], index.search(vectors[5:9], 4)[0])
     assert index.search(vectors[:2], 0)[0].shape == (2, 0)
+
+
+def test_shards_are_searched_alike(monkeypatch):
+    """Codes split over several FAISS indexes (scanned side by side for a few queries, one after
+    the other for many) give candidates as near in Hamming distance as one index gives (which of
+    several tied at the cut is kept may differ), and the same nearest face."""
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(3000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = vectors[:40] + 0.05 * rng.normal(size=(40, 64)).astype(np.float32)
+    monkeypatch.setattr(gallery_index, "EXACT_UP_TO", 100)
+    one = gallery_index.BinaryRerankIndex(64)
+    one.add(np.arange(1, 3001, dtype=np.uint64), vectors)
+    monkeypatch.setattr(gallery_index, "SHARD_ROWS", 700)
+    sharded = gallery_index.BinaryRerankIndex(64)
+    sharded.add(np.arange(1, 1001, dtype=np.uint64), vectors[:1000])
+    sharded.add(np.arange(1001, 3001, dtype=np.uint64), vectors[1000:])
+    assert len(sharded._shards) == 5
+    codes = gallery_index.sign_codes(vectors)
+
+    def hamming(query_codes, rows):
+        return np.sort(np.unpackbits(codes[rows] ^ query_codes[:, None, :], axis=2).sum(axis=2), axis=1)
+
+    for batch in (queries[:1], queries[:3], queries):  # threads for a few queries, FAISS's own for many
+        batch_codes = gallery_index.sign_codes(batch)
+        np.testing.assert_array_equal(hamming(batch_codes, sharded._candidates(batch_codes, 64)),
+                                      hamming(batch_codes, one._candidates(batch_codes, 64)))
+        np.testing.assert_array_equal(sharded.search(batch, 1)[0], one.search(batch, 1)[0])
+    assert sharded.remove(np.arange(1, 800, dtype=np.uint64)) == 799 and len(sharded._shards) == 4
+    np.testing.assert_array_equal(sharded._codes(), gallery_index.sign_codes(vectors[799:]))

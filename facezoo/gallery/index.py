@@ -19,6 +19,7 @@ depend on the data's structure (benchmarks/gallery_candidates.py compares them).
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 RERANK = 64
 EXACT_UP_TO = 4096  # faces: a gallery this small is scored whole (about a millisecond), exactly
 PARALLEL_FROM = 8  # queries in one search from which FAISS may use all its threads
+SHARD_ROWS = 1 << 18  # codes per FAISS index: a search of a few queries scans the shards side by side
 GROWTH = 1.25  # capacity grows by this factor: at most 25 % slack while a gallery grows
 
 
@@ -57,14 +59,13 @@ class BinaryRerankIndex:
     """Keys (uint64, ascending), sign codes in a FAISS binary index, float16 vectors."""
 
     def __init__(self, dim: int):
-        import faiss
-
         self.dim = int(dim)
         self.bits = -(-self.dim // 8) * 8
-        self._binary = faiss.IndexBinaryFlat(self.bits)
+        self._shards: list = []  # IndexBinaryFlat of SHARD_ROWS codes each (the last may be partial)
         self._keys = np.empty(0, np.uint64)
         self._vectors = np.empty((0, self.dim), np.float16)
         self._count = 0
+        self._executor = None  # threads that scan the shards of a small search, made when first needed
 
     def __len__(self) -> int:
         return self._count
@@ -103,8 +104,19 @@ class BinaryRerankIndex:
         self._reserve(self._count + len(keys))
         self._vectors[self._count : self._count + len(keys)] = vectors.astype(np.float16)
         self._keys[self._count : self._count + len(keys)] = keys
-        self._binary.add(sign_codes(vectors))
+        self._add_codes(sign_codes(vectors))
         self._count += len(keys)
+
+    def _add_codes(self, codes: np.ndarray) -> None:
+        """Append codes, filling the last shard before starting the next."""
+        import faiss
+
+        while len(codes):
+            if not self._shards or self._shards[-1].ntotal >= SHARD_ROWS:
+                self._shards.append(faiss.IndexBinaryFlat(self.bits))
+            room = SHARD_ROWS - self._shards[-1].ntotal
+            self._shards[-1].add(np.ascontiguousarray(codes[:room]))
+            codes = codes[room:]
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         keys = np.asarray(keys, np.uint64).reshape(-1)
@@ -116,8 +128,6 @@ class BinaryRerankIndex:
 
     def remove(self, keys: np.ndarray) -> int:
         """Drop faces by key (compacting: O(faces), a remove is rare beside a search)."""
-        import faiss
-
         drop = np.isin(self.keys, np.asarray(keys, np.uint64))
         removed = int(drop.sum())
         if removed == 0:
@@ -127,14 +137,16 @@ class BinaryRerankIndex:
         self._vectors = np.ascontiguousarray(self._vectors[: self._count][keep])
         self._keys = np.ascontiguousarray(self.keys[keep])
         self._count = len(self._keys)
-        self._binary = faiss.IndexBinaryFlat(self.bits)
-        self._binary.add(codes)
+        self._shards = []
+        self._add_codes(codes)
         return removed
 
     def _codes(self) -> np.ndarray:
         import faiss
 
-        return faiss.vector_to_array(self._binary.xb).reshape(-1, self.bits // 8)
+        if not self._shards:
+            return np.empty((0, self.bits // 8), np.uint8)
+        return np.concatenate([faiss.vector_to_array(shard.xb).reshape(-1, self.bits // 8) for shard in self._shards])
 
     def search(self, queries: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Per unit query, the ``count`` nearest faces by cosine: (keys, cosines), best first,
@@ -149,13 +161,45 @@ class BinaryRerankIndex:
             candidates = self._count
         else:
             candidates = min(self._count, max(RERANK, count))
-            with _threads(1 if len(queries) < PARALLEL_FROM else None):
-                _, rows = self._binary.search(sign_codes(queries), candidates)
+            rows = self._candidates(sign_codes(queries), candidates)
             scores = np.einsum("qcd,qd->qc", self._vectors[rows].astype(np.float32), queries)
         best = np.argpartition(-scores, count - 1, axis=1)[:, :count] if count < candidates else (
             np.broadcast_to(np.arange(candidates), scores.shape))
         order = np.take_along_axis(best, np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1), axis=1)
         return self.keys[np.take_along_axis(rows, order, axis=1)], np.take_along_axis(scores, order, axis=1)
+
+    def _candidates(self, codes: np.ndarray, count: int) -> np.ndarray:
+        """Rows of the ``count`` faces nearest each query in Hamming distance, over every shard.
+
+        A few queries: the shards are scanned side by side on threads (FAISS releases the GIL; one
+        query cannot be split inside FAISS), each with one OpenMP thread. Many: one shard after the
+        other, FAISS splitting the queries over its threads."""
+        few = len(codes) < PARALLEL_FROM
+
+        def scan(shard_index: int):
+            shard = self._shards[shard_index]
+            distances, rows = shard.search(codes, min(count, shard.ntotal))
+            return distances, rows + shard_index * SHARD_ROWS
+
+        with _threads(1 if few else None):
+            if few and len(self._shards) > 1:
+                parts = list(self._pool().map(scan, range(len(self._shards))))
+            else:
+                parts = [scan(k) for k in range(len(self._shards))]
+        distances = np.concatenate([d for d, _ in parts], axis=1)
+        rows = np.concatenate([r for _, r in parts], axis=1)
+        if rows.shape[1] > count:
+            nearest = np.argpartition(distances, count - 1, axis=1)[:, :count]
+            rows = np.take_along_axis(rows, nearest, axis=1)
+        return rows
+
+    def _pool(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=max(1, min(len(os.sched_getaffinity(0)), 8)),
+                                                thread_name_prefix="facezoo-gallery-scan")
+        return self._executor
 
     # ------------------------------------------------------------------------------ files --
     def save(self, path: Path) -> None:
@@ -175,7 +219,7 @@ class BinaryRerankIndex:
         if codes.shape[1:] != (index.bits // 8,):
             raise ValueError(f"{path}: codes of {codes.shape[1:]} bytes for {dim}-d vectors")
         index._keys, index._vectors, index._count = keys.astype(np.uint64), vectors.astype(np.float16), len(keys)
-        index._binary.add(np.ascontiguousarray(codes))
+        index._add_codes(np.ascontiguousarray(codes))
         return index
 
 
