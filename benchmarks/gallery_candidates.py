@@ -1650,7 +1650,16 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def _on_sigterm(signum, _frame):
+    # a benchmark stopped from outside says so in its log instead of vanishing
+    sys.stderr.write(f"\n[pid {os.getpid()}] stopped by signal {signum} at {now_iso()}\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGHUP, _on_sigterm)
     args = parse_args(argv)
     if args.child:
         child_main(args.child)
