@@ -16,7 +16,7 @@ demo: install
 	$(BIN)/facezoo demo
 
 test: install
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests
 
 bench: install
 	$(BIN)/python benchmarks/run.py

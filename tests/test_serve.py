@@ -325,6 +325,11 @@ def _metric(client, name: str) -> float:
 
 
 def test_metrics_and_health_after_every_bad_request(client, server):
+    """Self-contained: under xdist the other requests may have run on another worker's server."""
+    url = f"/v2/models/{NAME}/infer"
+    body, headers = binary_infer_body(_inputs(1, seed=12))
+    assert client.post(url, content=body, headers=headers).status_code == 200
+    _error(client.post(url, content=body[:-4], headers=headers), 400, "binary_data_size")
     text = client.get("/metrics").text
     assert 'facezoo_requests_total{code="400",route="/v2/models/{name}/infer"}' in text
     assert 'facezoo_requests_total{code="200",route="/v2/models/{name}/infer"}' in text
