@@ -132,16 +132,39 @@ def test_duplicates_are_refused_and_nothing_is_added(tmp_path, uri):
         assert gallery.identities() == {"alice": 2, "bob": 1}
 
 
-def test_a_duplicate_that_raced_past_the_check_is_rolled_back(tmp_path, uri, monkeypatch):
-    """Two writers at once: the pre-insert check saw nothing; the post-insert check keeps the older row."""
+def test_two_writers_past_the_check_enroll_an_image_once(tmp_path, uri, monkeypatch):
+    """Both writers passed the check: the later write replaces the earlier; the image is never there twice."""
     rng = np.random.default_rng(3)
     with Gallery.create(tmp_path / "race", _identity(), store=uri) as gallery:
         gallery.add(_faces("alice", 2), rng.normal(size=(2, DIM)))
-        monkeypatch.setattr(MilvusStore, "_refuse_duplicates", lambda self, faces: None)
+        monkeypatch.setattr(MilvusStore, "_refuse_duplicates", lambda self, faces, keys: None)
         late = _faces("bob", 3) + [Face("bob", _faces("alice", 1, start=1)[0].image_sha256, 0, "late.jpg")]
-        with pytest.raises(DuplicateFace, match=r"late\.jpg.*enrolled as 'alice'.*another writer"):
-            gallery.add(late, rng.normal(size=(4, DIM)))
-        assert gallery.count() == 2 and gallery.identities() == {"alice": 2}
+        assert gallery.add(late, rng.normal(size=(4, DIM))) == 4
+        assert gallery.count() == 5 and gallery.identities() == {"alice": 1, "bob": 4}
+
+
+def test_a_writer_that_finds_another_writers_face_takes_its_own_back(tmp_path, uri, monkeypatch):
+    """Another writer wrote the same image between this add's write and its read-back: this add refuses."""
+    rng = np.random.default_rng(13)
+    with Gallery.create(tmp_path / "race2", _identity(), store=uri) as gallery:
+        gallery.add(_faces("alice", 2), rng.normal(size=(2, DIM)))
+        shared = _faces("carol", 1)[0]
+        theirs = Face("alice", shared.image_sha256, 0, "alice-too.jpg")
+        real_write = MilvusStore._write
+
+        def another_writer_just_after(self, faces, keys, rows):
+            real_write(self, faces, keys, rows)
+            key = milvus_store.face_key(theirs.image_sha256, theirs.face)
+            row = {**rows[0], "key": key, "identity": theirs.identity, "source": theirs.source,
+                   "image_sha256": theirs.image_sha256, "face": 0}
+            real_write(self, [theirs], [key], [row])
+
+        monkeypatch.setattr(MilvusStore, "_write", another_writer_just_after)
+        mine = _faces("carol", 3, start=1) + [shared]
+        with pytest.raises(DuplicateFace, match=r"carol/0\.jpg.*enrolled as 'alice' \(from alice-too\.jpg\) by "
+                                                r"another writer"):
+            gallery.add(mine, rng.normal(size=(4, DIM)))
+        assert gallery.count() == 3 and gallery.identities() == {"alice": 3}
 
 
 def test_an_insert_failing_part_way_leaves_nothing(tmp_path, uri, monkeypatch):
@@ -149,23 +172,23 @@ def test_an_insert_failing_part_way_leaves_nothing(tmp_path, uri, monkeypatch):
     with Gallery.create(tmp_path / "partial", _identity(), store=uri) as gallery:
         gallery.add(_faces("alice", 1), rng.normal(size=(1, DIM)))
         client = gallery.store._client
-        real_insert, calls = client.insert, []
+        real_upsert, calls = client.upsert, []
 
         def second_answer_lost(name, rows, **kwargs):
-            # the real engine stores both chunks; the second's answer (its keys) never comes back
+            # the real engine stores both chunks; the second's answer never comes back
             calls.append(len(rows))
-            result = real_insert(name, rows, **kwargs)
+            result = real_upsert(name, rows, **kwargs)
             if len(calls) == 2:
                 raise milvus_store._pymilvus().exceptions.MilvusException(message="the server went away")
             return result
 
         monkeypatch.setattr(milvus_store, "INSERT_ROWS", 2)
-        monkeypatch.setattr(client, "insert", second_answer_lost)
+        monkeypatch.setattr(client, "upsert", second_answer_lost)
         with pytest.raises(GalleryError, match=r"adding 5 faces failed \(the server went away\); nothing was added"):
             gallery.add(_faces("bob", 5), rng.normal(size=(5, DIM)))
         assert calls == [2, 2]
         assert gallery.count() == 1 and gallery.identities() == {"alice": 1}
-        monkeypatch.setattr(client, "insert", real_insert)
+        monkeypatch.setattr(client, "upsert", real_upsert)
         assert gallery.add(_faces("bob", 5), rng.normal(size=(5, DIM))) == 5  # nothing left to collide with
 
 

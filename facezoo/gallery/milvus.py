@@ -9,9 +9,10 @@ A store URI chooses where the faces live, and the same pymilvus ``MilvusClient``
 * ``milvus:http://HOST:PORT`` or ``milvus:https://...``: a Milvus server or cluster (or Zilliz
   Cloud); a token, if the server needs one, from the environment variable ``MILVUS_TOKEN``.
 
-A gallery is two collections. ``<name>`` holds the faces: an INT64 auto-id primary key
-``key``, ``identity``, ``image_sha256``, ``face``, ``source`` and ``vector`` (FLOAT_VECTOR of the
-gallery's dim, metric COSINE, so a hit's "distance" is its cosine, higher is nearer).
+A gallery is two collections. ``<name>`` holds the faces: an INT64 primary key ``key`` made from
+the face's image sha256 and face number (:func:`face_key`), ``identity``, ``image_sha256``,
+``face``, ``source``, ``added`` (nanoseconds, for enrolment order) and ``vector`` (FLOAT_VECTOR of
+the gallery's dim, metric COSINE, so a hit's "distance" is its cosine, higher is nearer).
 ``<name>_meta`` holds one row, the gallery's :class:`GalleryInfo` as JSON: a collection without
 it is not a facezoo gallery and is never opened as one. ``<name>`` is the gallery folder's
 name when Milvus accepts it (ASCII letters, digits and underscores, not starting with a digit);
@@ -25,16 +26,20 @@ offers only AUTOINDEX) gets AUTOINDEX. Every collection is created with consiste
 
 What is and is not atomic (Milvus has no multi-statement transactions):
 
-* ``add`` checks the whole batch for faces already enrolled before writing anything, writes in
-  as few insert calls as the request size allows (:data:`INSERT_ROWS` per call), and on any
-  failure deletes what it had inserted before raising: a failed add leaves nothing behind, unless
-  Milvus also refuses that delete (the error then says so and names the identities to remove).
-  A reader may see the first part of a large add before the rest, or before a rollback.
-* Duplicates are refused by a check, not a unique constraint (Milvus has none). Two processes
-  adding the same image at the same moment can both pass the check; after its insert each add
-  looks again, and the one whose row is not the oldest (lowest key) deletes its rows and raises
-  DuplicateFace. Both may then refuse (nothing added twice, but nothing added), and on a cluster
-  whose ids are not issued in insert order a duplicate can still slip through.
+* ``add`` looks the whole batch up by key before writing anything (a primary-key lookup: a
+  filter over another field scans every row not yet sealed, seconds per call at a few ten
+  thousand faces), writes in as few upsert calls as the request size allows
+  (:data:`INSERT_ROWS` per call), and on any failure deletes every key it was writing before
+  raising: a failed add leaves nothing behind, unless Milvus also refuses that delete (the error
+  then says so and names the identities to remove). A reader may see the first part of a large
+  add before the rest, or before a rollback.
+* A face cannot be enrolled twice: its key is its image and face, and the write is an upsert
+  (Milvus has no unique constraint, and a plain insert of a key already there leaves both rows
+  on a server). Two processes adding the same image at the same moment can both pass the check;
+  the later write replaces the earlier one. After its write each add reads its keys back, and
+  one that finds another writer's row there deletes the rest of its own and raises
+  DuplicateFace. If the earlier add had already read its rows back, both succeed and the image
+  is enrolled once, as the later writer's identity.
 * ``remove`` is one delete by filter: Milvus applies it per shard, so a crash can leave some of
   the identity's faces; removing it again finishes the job.
 * Creating a gallery writes its faces collection first and its record last, so a gallery whose
@@ -49,6 +54,7 @@ import json
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,12 +75,11 @@ HNSW = {"M": 16, "efConstruction": 128}
 EF_SEARCH = 64
 #: VARCHAR limits in bytes (Milvus counts UTF-8 bytes); identity names are at most 256 characters
 MAX_BYTES = {"identity": 1024, "image_sha256": 128, "source": 8192}
-INSERT_ROWS = 4096  # rows per insert call: 512-d float32 faces stay near 9 MB, under gRPC's 64 MB
-PAGE = 16384  # rows per query page (Milvus's largest limit)
-FILTER_ITEMS = 256  # values per `in [...]` filter
+INSERT_ROWS = 4096  # rows per upsert call: 512-d float32 faces stay near 9 MB, under gRPC's 64 MB
+PAGE = 16384  # rows per query page (Milvus's largest limit), and keys per lookup
 MAX_TOP_K = 16384  # Milvus's largest search limit
 QUERIES_PER_CALL = 1024
-FIELDS = ("key", "identity", "image_sha256", "face", "source", "vector")
+FIELDS = ("key", "identity", "image_sha256", "face", "source", "added", "vector")
 
 _VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -95,6 +100,12 @@ def collection_name(gallery: str) -> str:
                            f"{len(name)} characters, and Milvus allows {MAX_NAME - len(META_SUFFIX)} (with the "
                            f"{META_SUFFIX!r} suffix of its record); choose a shorter folder name")
     return name
+
+
+def face_key(image_sha256: str, face: int) -> int:
+    """The primary key of one face of one image: 63 bits of sha256("<image sha256>/<face>")."""
+    digest = hashlib.sha256(f"{image_sha256}/{int(face)}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def parse_uri(uri: str) -> tuple[str, bool]:
@@ -214,13 +225,14 @@ class MilvusStore:
         from pymilvus import DataType
         from pymilvus.exceptions import MilvusException
 
-        schema = client.create_schema(auto_id=True, enable_dynamic_field=False,
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False,
                                       description="facezoo gallery faces")
         schema.add_field("key", DataType.INT64, is_primary=True)
         schema.add_field("identity", DataType.VARCHAR, max_length=MAX_BYTES["identity"])
         schema.add_field("image_sha256", DataType.VARCHAR, max_length=MAX_BYTES["image_sha256"])
         schema.add_field("face", DataType.INT64)
         schema.add_field("source", DataType.VARCHAR, max_length=MAX_BYTES["source"])
+        schema.add_field("added", DataType.INT64)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(dim))
         with _calls(where, "creating the faces collection"):
             client.create_collection(name, schema=schema, consistency_level="Strong")
@@ -292,6 +304,9 @@ class MilvusStore:
         fields = {field["name"]: field for field in described.get("fields", [])}
         if set(fields) != set(FIELDS):
             raise CorruptGallery(f"{where}: fields {sorted(fields)}, not a facezoo gallery's {sorted(FIELDS)}")
+        if described.get("auto_id"):
+            raise CorruptGallery(f"{where}: its keys are issued by Milvus (auto_id), not made from the image and "
+                                 f"face as a facezoo gallery's are; create the gallery again")
         dim = int((fields["vector"].get("params") or {}).get("dim", -1))
         if dim != info.dim:
             raise CorruptGallery(f"{where}: {dim}-d vectors, but its record says {info.dim}-d")
@@ -307,18 +322,21 @@ class MilvusStore:
         return int(rows[0]["count(*)"])
 
     def _pages(self, condition: str, fields: list[str]):
-        """Every row matching ``condition``, in key order, a page at a time (Milvus caps one query)."""
-        last = -(2**63)
-        while True:
-            with _calls(self.where, "reading faces"):
-                rows = self._client.query(self.name, filter=f"key > {last}" + (f" and ({condition})" if condition
-                                                                                 else ""),
-                                          output_fields=["key", *fields], limit=PAGE)
-            rows = sorted(rows, key=lambda row: row["key"])
-            yield from rows
-            if len(rows) < PAGE:
-                return
-            last = int(rows[-1]["key"])
+        """Every row matching ``condition``, a page at a time (Milvus caps one query; keys are not in
+        insert order, so pages come from Milvus's own iterator, which walks the primary key)."""
+        with _calls(self.where, "reading faces"):
+            pages = self._client.query_iterator(self.name, batch_size=PAGE, filter=condition,
+                                                output_fields=["key", *fields])
+        try:
+            while True:
+                with _calls(self.where, "reading faces"):
+                    rows = pages.next()
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            with contextlib.suppress(Exception):
+                pages.close()
 
     def identities(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -327,8 +345,10 @@ class MilvusStore:
         return dict(sorted(counts.items()))
 
     def faces_of(self, identity: str) -> list[Face]:
-        return [Face(identity, row["image_sha256"], int(row["face"]), row["source"])
-                for row in self._pages(f"identity == {_literal(identity)}", ["image_sha256", "face", "source"])]
+        """The identity's faces in the order they were enrolled."""
+        rows = sorted(self._pages(f"identity == {_literal(identity)}", ["image_sha256", "face", "source", "added"]),
+                      key=lambda row: (row["added"], row["key"]))
+        return [Face(identity, row["image_sha256"], int(row["face"]), row["source"]) for row in rows]
 
     def search(self, queries: np.ndarray, count: int) -> list[list[Hit]]:
         queries = normalized(queries, self.info.dim, "queries")
@@ -358,87 +378,68 @@ class MilvusStore:
                 if len(getattr(face, field).encode("utf-8")) > MAX_BYTES[field]:
                     raise GalleryError(f"{face.source[:200]}: its {field} is longer than the {MAX_BYTES[field]} bytes "
                                        f"a Milvus gallery keeps; nothing was added")
-        rows = [{"identity": f.identity, "image_sha256": f.image_sha256, "face": int(f.face), "source": f.source,
-                 "vector": vectors[i].tolist()} for i, f in enumerate(faces)]
+        keys = [face_key(face.image_sha256, face.face) for face in faces]
+        added = time.time_ns()
+        rows = [{"key": keys[i], "identity": f.identity, "image_sha256": f.image_sha256, "face": int(f.face),
+                 "source": f.source, "added": added + i, "vector": vectors[i]} for i, f in enumerate(faces)]
         with self._lock:
-            self._refuse_duplicates(faces)
-            keys = self._insert(faces, rows)
+            self._refuse_duplicates(faces, keys)
+            self._write(faces, keys, rows)
             self._refuse_raced(faces, keys)
         return len(faces)
 
-    def _enrolled(self, shas: list[str]) -> list[dict]:
-        """The faces already enrolled from any of these images."""
-        found = []
-        for start in range(0, len(shas), FILTER_ITEMS):
-            chunk = shas[start : start + FILTER_ITEMS]
+    def _enrolled(self, keys: list[int]) -> dict[int, dict]:
+        """The faces already in the gallery under any of these keys."""
+        found: dict[int, dict] = {}
+        for start in range(0, len(keys), PAGE):
             with _calls(self.where, "looking for faces already enrolled"):
-                found += self._client.query(self.name, filter=f"image_sha256 in [{', '.join(map(_literal, chunk))}]",
-                                            output_fields=["key", "identity", "image_sha256", "face", "source"])
+                rows = self._client.query(self.name, ids=keys[start : start + PAGE],
+                                          output_fields=["key", "identity", "image_sha256", "face", "source"])
+            found.update((int(row["key"]), row) for row in rows)
         return found
 
-    def _refuse_duplicates(self, faces: list[Face]) -> None:
-        wanted = {(face.image_sha256, int(face.face)): face for face in faces}
-        for row in self._enrolled(sorted({sha for sha, _ in wanted})):
-            face = wanted.get((row["image_sha256"], int(row["face"])))
-            if face is not None:
+    def _refuse_duplicates(self, faces: list[Face], keys: list[int]) -> None:
+        enrolled = self._enrolled(keys)
+        for face, key in zip(faces, keys):
+            row = enrolled.get(key)
+            if row is not None:
                 raise DuplicateFace(f"{face.source}: this image (sha256 {row['image_sha256'][:12]}…, face {row['face']}) "
                                     f"is already enrolled as {row['identity']!r} (from {row['source']}); nothing was "
                                     f"added")
 
-    def _insert(self, faces: list[Face], rows: list[dict]) -> list[int]:
-        """Insert every row, or none: on a failure, delete what went in and raise."""
-        keys: list[int] = []
+    def _write(self, faces: list[Face], keys: list[int], rows: list[dict]) -> None:
+        """Upsert every row, or none: on a failure, delete every key of the batch and raise."""
         try:
             for start in range(0, len(rows), INSERT_ROWS):
-                result = self._client.insert(self.name, rows[start : start + INSERT_ROWS])
-                keys += [int(key) for key in result["ids"]]
+                self._client.upsert(self.name, rows[start : start + INSERT_ROWS])
         except Exception as exc:
             why = getattr(exc, "message", None) or str(exc)
-            # the failed call's ids are unknown: its faces were checked absent, so delete them by image and face
-            self._roll_back(keys, faces[len(keys):], f"adding {len(faces)} faces failed ({why})")
+            # which calls took effect is unknown; the keys were checked free, so every one of them is ours
+            self._roll_back(faces, keys, f"adding {len(faces)} faces failed ({why})")
             raise GalleryError(f"{self.where}: adding {len(faces)} faces failed ({why}); nothing was added") from None
-        return keys
 
-    def _roll_back(self, keys: list[int], unkeyed: list[Face], what: str) -> None:
+    def _roll_back(self, faces: list[Face], keys: list[int], what: str) -> None:
         try:
             for start in range(0, len(keys), PAGE):
                 self._client.delete(self.name, ids=keys[start : start + PAGE])
-            by_image: dict[str, list[int]] = {}
-            for face in unkeyed:
-                by_image.setdefault(face.image_sha256, []).append(int(face.face))
-            images = sorted(by_image)
-            for start in range(0, len(images), FILTER_ITEMS):
-                condition = " or ".join(f"(image_sha256 == {_literal(sha)} and face in {sorted(by_image[sha])})"
-                                        for sha in images[start : start + FILTER_ITEMS])
-                self._client.delete(self.name, filter=condition)
         except Exception as exc:  # MilvusException, or the connection's own
-            names = sorted({face.identity for face in unkeyed} | self._identities_of(keys))
-            raise GalleryError(f"{self.where}: {what}, and deleting the part already inserted failed too "
+            names = sorted({face.identity for face in faces})
+            raise GalleryError(f"{self.where}: {what}, and deleting the part already written failed too "
                                f"({getattr(exc, 'message', None) or exc}): some faces of {', '.join(map(repr, names))} "
                                f"may be in the gallery; remove those identities and add them again") from None
 
-    def _identities_of(self, keys: list[int]) -> set[str]:
-        with contextlib.suppress(Exception):
-            rows = self._client.query(self.name, ids=keys[:PAGE], output_fields=["identity"])
-            return {row["identity"] for row in rows}
-        return set()
-
     def _refuse_raced(self, faces: list[Face], keys: list[int]) -> None:
-        """After the insert: another writer's add of the same image and face, older than ours, wins."""
-        ours = set(keys)
-        wanted = {(face.image_sha256, int(face.face)): face for face in faces}
-        oldest: dict[tuple[str, int], dict] = {}
-        for row in self._enrolled(sorted({sha for sha, _ in wanted})):
-            pair = (row["image_sha256"], int(row["face"]))
-            if pair in wanted and (pair not in oldest or row["key"] < oldest[pair]["key"]):
-                oldest[pair] = row
-        for pair, row in sorted(oldest.items()):
-            if int(row["key"]) not in ours:
-                face = wanted[pair]
-                message = (f"{face.source}: this image (sha256 {pair[0][:12]}…, face {pair[1]}) was enrolled as "
-                           f"{row['identity']!r} (from {row['source']}) by another writer at the same time; nothing "
-                           f"was added")
-                self._roll_back(keys, [], message)
+        """After the write: a key holding another writer's face means that writer enrolled the image too."""
+        enrolled = self._enrolled(keys)
+        for face, key in zip(faces, keys):
+            row = enrolled.get(key)
+            if row is not None and (row["identity"], row["source"]) != (face.identity, face.source):
+                message = (f"{face.source}: this image (sha256 {face.image_sha256[:12]}…, face {face.face}) was "
+                           f"enrolled as {row['identity']!r} (from {row['source']}) by another writer at the same "
+                           f"time; nothing was added")
+                mine = [(f, k) for f, k in zip(faces, keys) if enrolled.get(k, {}).get("source") == f.source
+                        and enrolled[k]["identity"] == f.identity]
+                self._roll_back([f for f, _ in mine], [k for _, k in mine], message)
                 raise DuplicateFace(message)
 
     def remove(self, identity: str) -> int:
@@ -465,4 +466,4 @@ class MilvusStore:
                 self._client.close()
 
 
-__all__ = ["INFO_KEY", "META_SUFFIX", "MilvusStore", "collection_name", "parse_uri"]
+__all__ = ["INFO_KEY", "META_SUFFIX", "MilvusStore", "collection_name", "face_key", "parse_uri"]
