@@ -101,6 +101,7 @@ class FolderStore:
         self._max_key = 0
         self._removed_seq = 0
         self._snapshot: Snapshot | None = None
+        self._seen: tuple[int, int] | None = None  # (data_version, total_changes) at the last refresh
 
     # -------------------------------------------------------------------------- create / open --
     @classmethod
@@ -165,12 +166,18 @@ class FolderStore:
             raise CorruptGallery(f"{path}: not the index {POINTER} describes; {recover}")
         self._index = index
         self._max_key, self._removed_seq, self._snapshot = snapshot.max_key, snapshot.removed_seq, snapshot
+        self._seen = None
 
     # ------------------------------------------------------------------------------- reading --
     def refresh(self) -> int:
         """Bring the in-memory index up to the database: faces added and removed since (by any
         process). Returns how many changes were applied."""
         with self._lock:
+            # unchanged since the last refresh: no other connection committed (data_version) and
+            # this one wrote nothing (total_changes); saves two queries on every search
+            seen = (self._db.execute("PRAGMA data_version").fetchone()[0], self._db.total_changes)
+            if seen == self._seen:
+                return 0
             self._db.execute("BEGIN")  # both reads from one snapshot of the database
             try:
                 rows = self._db.execute("SELECT key, vector FROM faces WHERE key > ? ORDER BY key",
@@ -190,6 +197,7 @@ class FolderStore:
                 vectors = np.frombuffer(b"".join(blob for _, blob in rows), np.float16).reshape(len(rows), -1)
                 self._index.add(keys, vectors.astype(np.float32))
                 self._max_key = int(keys[-1])
+            self._seen = seen
             return len(rows) + len(removed)
 
     def count(self) -> int:
@@ -379,6 +387,7 @@ class FolderStore:
                 last = self._db.execute("SELECT MAX(seq) FROM removed").fetchone()[0]
                 self._removed_seq = int(last or 0)  # removed faces are gone from the database already
                 self._snapshot = None
+                self._seen = None
                 self.refresh()
                 self._publish(generation=1 + max([_generation(p.name) for p in self.folder.glob("index-*.npz")],
                                                  default=0))

@@ -34,6 +34,8 @@ SAME_PERSON_COSINE = 0.65
 CHUNK = 20_000  # faces generated, and added, per step
 SEED = 2026
 EXACT_TIMED = 100  # queries timed one by one through exact search (each reads every vector)
+EF_SWEEP = (64, 256, 1024)  # Milvus HNSW search lists timed at batch 1 (recall against exact search)
+SWEEP_QUERIES = 200
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class StoreFigures:
     recall_at_1: float = 0.0
     latency_ms: dict = field(default_factory=dict)  # "batch1"/"batch64" -> {"p50", "p99"}
     exact_latency_ms: dict = field(default_factory=dict)
+    sweep: list = field(default_factory=list)  # Milvus: [{"ef", "recall_at_1", "p50", "p99"}] at batch 1
     note: str = ""
 
 
@@ -154,10 +157,9 @@ def measure_store(store: str, size: int, dim: int, queries: np.ndarray, workdir:
     figures.rss_growth_bytes = _rss() - rss_before
     index = getattr(gallery.store, "_index", None)
     figures.index_bytes = int(index.nbytes) if index is not None else None
-    if uri is None:
-        begun = time.perf_counter()
-        gallery.store.checkpoint(force=True)
-        figures.snapshot_s = round(time.perf_counter() - begun, 1)
+    begun = time.perf_counter()  # folder: the index snapshot; Milvus: seal, build the segment indexes, load
+    gallery.store.checkpoint(force=True)
+    figures.snapshot_s = round(time.perf_counter() - begun, 1)
     gallery.close()
     del gallery
     gc.collect()
@@ -173,18 +175,32 @@ def measure_store(store: str, size: int, dim: int, queries: np.ndarray, workdir:
 
         run(queries[:size_of_batch])  # warm
         figures.latency_ms[label], answers[label] = _time_batches(run, queries, size_of_batch, limit)
+    if uri is not None and gallery.store.index_type == "HNSW":
+        default_ef = gallery.store.ef_search
+        for ef in EF_SWEEP:
+            gallery.store.ef_search = ef
+            latency, found = _time_batches(run, queries, 1, SWEEP_QUERIES)
+            figures.sweep.append({"ef": ef, **latency, "answers": found})
+        gallery.store.ef_search = default_ef
     progress.remove_task(task)
     gallery.close()
     return figures, answers["batch1"]
 
 
+def _recall(found: list, exact_top: list) -> float:
+    """Share of queries whose top-1 is exact search's (over the queries answered)."""
+    return round(float(np.mean([t == f"p{e}" for t, e in zip(found, exact_top)])), 4)
+
+
 def _settings(gallery) -> dict:
     store = gallery.store
     from facezoo.gallery.folder import INDEX_SETTINGS, FolderStore
+    from facezoo.gallery.milvus import HNSW
 
     if isinstance(store, FolderStore):
         return dict(INDEX_SETTINGS)
-    return {"index": getattr(store, "index_description", "Milvus Lite")}
+    return {"engine": "Milvus Lite", "index": store.index_type, **({"ef": store.ef_search, **HNSW}
+                                                                    if store.index_type == "HNSW" else {})}
 
 
 def run_gallery_benchmark(options, console: Console | None = None) -> dict[str, Path]:
@@ -215,7 +231,9 @@ def run_gallery_benchmark(options, console: Console | None = None) -> dict[str, 
             figures.exact_latency_ms[f"batch{batch}"], exact_top = _time_batches(run, store_queries, batch,
                                                                               len(store_queries))
             del exact_gallery
-            figures.recall_at_1 = round(float(np.mean([t == f"p{e}" for t, e in zip(top1, exact_top)])), 4)
+            figures.recall_at_1 = _recall(top1, exact_top)
+            for point in figures.sweep:
+                point["recall_at_1"] = _recall(point.pop("answers"), exact_top)
             figures.note = f"load average {load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
             stores.append(figures)
             console.print(f"{figures.store}: {store_size} faces, recall@1 {figures.recall_at_1}, batch-1 p99 "
@@ -250,7 +268,7 @@ def render_markdown(document: dict) -> str:
              f"recall@1 ≥ {targets['min_recall_at_1']}, batch-1 p99 ≤ {targets['max_p99_batch1_ms']} ms, memory ≤ "
              f"{targets['max_memory_ratio']}× the raw FP16 vectors.",
              "",
-             "| store | faces | build s | inserts/s | index memory (× FP16) | RSS growth (× FP16) | snapshot s | "
+             "| store | faces | build s | inserts/s | index memory (× FP16) | RSS growth (× FP16) | snapshot (Milvus: seal + index) s | "
              "reopen s | recall@1 | batch 1 p50 / p99 ms | batch 64 p50 / p99 ms | exact batch 1 p50 / p99 ms | "
              "exact batch 64 p50 / p99 ms |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -267,6 +285,11 @@ def render_markdown(document: dict) -> str:
                      f"{ratio(s['index_bytes'])} | {ratio(s['rss_growth_bytes'])} | {s['snapshot_s'] or '—'} | "
                      f"{s['reopen_s']} | {s['recall_at_1']} | {lat.get('batch1', '—')} | {lat.get(big, '—')} | "
                      f"{exact.get('batch1', '—')} | {exact.get(big, '—')} |")
+    sweeps = [s for s in document["stores"] if s.get("sweep")]
+    for s in sweeps:
+        lines += ["", f"{s['store']} at {s['faces']:,} faces, HNSW search list (ef) against recall, batch 1 "
+                      f"({s['sweep'][0]['n']} queries):", "", "| ef | recall@1 | p50 / p99 ms |", "|---:|---:|---:|"]
+        lines += [f"| {p['ef']} | {p['recall_at_1']} | {p['p50']} / {p['p99']} |" for p in s["sweep"]]
     lines += ["", "Settings and conditions:", ""]
     for s in document["stores"]:
         lines.append(f"- {s['store']}: {json.dumps(s['settings'])}; {s['note']}")
