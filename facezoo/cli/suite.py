@@ -74,6 +74,9 @@ def suite(
         int, typer.Option("--gallery-milvus-size", min=0, help="Identities through Milvus Lite (0: none).")
     ] = 1_000_000,
     gallery_queries: Annotated[int, typer.Option("--gallery-queries", min=10, help="Queries per store.")] = 1000,
+    gallery_milvus_queries: Annotated[
+        int, typer.Option("--gallery-milvus-queries", min=10, help="Queries through Milvus Lite (slow at 1M).")
+    ] = 128,
     render: Annotated[
         Optional[Path], typer.Option("--render", help="Only write the report again from this results JSON.")
     ] = None,
@@ -117,6 +120,7 @@ def suite(
         gallery_size=gallery_size,
         gallery_milvus_size=gallery_milvus_size,
         gallery_queries=gallery_queries,
+        gallery_milvus_queries=gallery_milvus_queries,
     )
     if deploy_only + detectors_only + gallery_only > 1:
         from facezoo.errors import FacezooError

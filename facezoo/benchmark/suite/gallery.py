@@ -168,7 +168,7 @@ def measure_store(store: str, size: int, dim: int, queries: np.ndarray, workdir:
     figures.reopen_s = round(time.perf_counter() - begun, 2)
     task = progress.add_task(f"{store}: queries", total=None)
     answers = {}
-    for label, size_of_batch, limit in (("batch1", 1, len(queries)), (f"batch{batch}", batch, 50)):
+    for label, size_of_batch, limit in (("batch1", 1, len(queries)), (f"batch{batch}", batch, 50)):  # ≤ 50 batches
         def run(chunk):
             return [a.candidates[0].identity if a.candidates else None
                     for a in gallery.identify(chunk, threshold=0.0, top_k=1)]
@@ -179,7 +179,7 @@ def measure_store(store: str, size: int, dim: int, queries: np.ndarray, workdir:
         default_ef = gallery.store.ef_search
         for ef in EF_SWEEP:
             gallery.store.ef_search = ef
-            latency, found = _time_batches(run, queries, 1, SWEEP_QUERIES)
+            latency, found = _time_batches(run, queries, 1, min(SWEEP_QUERIES, len(queries)))
             figures.sweep.append({"ef": ef, **latency, "answers": found})
         gallery.store.ef_search = default_ef
     progress.remove_task(task)
@@ -221,7 +221,9 @@ def run_gallery_benchmark(options, console: Console | None = None) -> dict[str, 
         plan = [("folder", size)] + ([("milvus", options.gallery_milvus_size)] if options.gallery_milvus_size else [])
         for store, store_size in plan:
             load = os.getloadavg()[0]
-            store_queries = queries if store_size == size else synthetic_queries(store_size, dim, options.gallery_queries)[1]
+            count = options.gallery_queries if store == "folder" else getattr(options, "gallery_milvus_queries",
+                                                                                options.gallery_queries)
+            store_queries = (queries if store_size == size else synthetic_queries(store_size, dim, count)[1])[:count]
             figures, top1 = measure_store(store, store_size, dim, store_queries, workdir, batch, progress)
             exact_gallery = np.concatenate([faces for _, _, faces in synthetic_chunks(store_size, dim)])
             run = _exact(exact_gallery)
@@ -240,6 +242,7 @@ def run_gallery_benchmark(options, console: Console | None = None) -> dict[str, 
                           f"{figures.latency_ms['batch1']['p99']} ms (exact {figures.exact_latency_ms['batch1']['p99']} "
                           f"ms)", highlight=False)
     document = {"machine": asdict(machine), "size": size, "dim": dim, "queries": options.gallery_queries,
+                "milvus_queries": getattr(options, "gallery_milvus_queries", options.gallery_queries),
                 "same_person_cosine": SAME_PERSON_COSINE, "targets": asdict(targets),
                 "stores": [asdict(s) for s in stores], "command": "python benchmarks/run.py --gallery-only"}
     results = Path(options.results_dir)
@@ -263,7 +266,8 @@ def render_markdown(document: dict) -> str:
              f"Machine: {document['machine'].get('cpu_model', '')} ({document['machine'].get('usable_cpus', '?')} usable CPUs, "
              f"{document['machine'].get('memory_gib', '?')} GiB). "
              f"Synthetic identities (a query's cosine to its own identity's face ≈ "
-             f"{document['same_person_cosine']}, strangers ≈ 0), {document['queries']} queries. Each store was "
+             f"{document['same_person_cosine']}, strangers ≈ 0), {document['queries']} queries (through Milvus Lite "
+             f"{document.get('milvus_queries', document['queries'])}). Each store was "
              f"measured in the same run as exact search (float32 matmul over the same vectors). Targets: "
              f"recall@1 ≥ {targets['min_recall_at_1']}, batch-1 p99 ≤ {targets['max_p99_batch1_ms']} ms, memory ≤ "
              f"{targets['max_memory_ratio']}× the raw FP16 vectors.",
