@@ -168,13 +168,14 @@ def test_the_sign_bit_search_agrees_with_exact_search(tmp_path, monkeypatch):
     monkeypatch.setattr(gallery_index, "RERANK", 16)
     monkeypatch.setattr(gallery_index, "EXACT_UP_TO", 1000)
     rng = np.random.default_rng(4)
-    centres, vectors = _clustered(rng, 4000, 1, dim=64, spread=0.6)
+    centres, vectors = _clustered(rng, 4000, 1, dim=512, spread=0.6)
     faces = [Face(f"p{i}", hashlib.sha256(str(i).encode()).hexdigest(), 0, str(i)) for i in range(4000)]
-    queries = centres[:300] + 0.6 / 8 * rng.normal(size=(300, 64))
+    queries = centres[:300] + 0.6 / np.sqrt(512) * rng.normal(size=(300, 512))
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     gallery_vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     exact = np.argmax(queries @ gallery_vectors.T, axis=1)
-    with Gallery.create(tmp_path / "g", _identity(dim=64)) as gallery:
+    assert gallery_index.rerank_candidates(512) == 16  # 512 bits: RERANK itself
+    with Gallery.create(tmp_path / "g", _identity(dim=512)) as gallery:
         gallery.add(faces, vectors)
         answers = [a.identity for a in gallery.identify(queries, threshold=0.0, top_k=1)]
         gallery.checkpoint()
@@ -182,6 +183,12 @@ def test_the_sign_bit_search_agrees_with_exact_search(tmp_path, monkeypatch):
     assert recall >= 0.99
     with Gallery.open(tmp_path / "g") as again:
         assert [a.identity for a in again.identify(queries, threshold=0.0, top_k=1)] == answers
+
+
+def test_fewer_bits_rescore_more_candidates():
+    """A 128-d model's 128 sign bits separate angles less sharply: it re-scores 32× more candidates."""
+    counts = [gallery_index.rerank_candidates(bits) for bits in (128, 256, 512, 1024)]
+    assert counts == [gallery_index.RERANK * 32, gallery_index.RERANK * 8, gallery_index.RERANK, gallery_index.RERANK]
 
 
 def test_a_reader_sees_a_writers_adds_without_reopening(tmp_path):

@@ -15,7 +15,8 @@
   its next search (:meth:`FolderStore.refresh`).
 
 A gallery of up to :data:`~facezoo.gallery.index.EXACT_UP_TO` faces is searched exactly; a larger
-one re-ranks :data:`~facezoo.gallery.index.RERANK` candidates per query.
+one re-ranks :data:`~facezoo.gallery.index.RERANK` candidates per query (more for a model of
+fewer than 512 dimensions: :func:`~facezoo.gallery.index.rerank_candidates`).
 """
 
 from __future__ import annotations

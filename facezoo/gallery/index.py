@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: candidates re-scored exactly per query (at least the number of results asked for)
+#: candidates re-scored exactly per query at 512 bits or more (at least the number of results asked for)
 RERANK = 64
+FULL_BITS = 512
 EXACT_UP_TO = 4096  # faces: a gallery this small is scored whole (about a millisecond), exactly
 PARALLEL_FROM = 8  # queries in one search from which FAISS may use all its threads
 SHARD_ROWS = 1 << 18  # codes per FAISS index: a search of a few queries scans the shards side by side
@@ -48,6 +49,15 @@ def _threads(count: int | None):
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def rerank_candidates(bits: int) -> int:
+    """Candidates to re-score for codes of ``bits``: fewer bits tell angles apart less sharply, so
+    more candidates. Measured at 1M synthetic faces (recall@1 against exact search): 128 bits with
+    64 candidates 0.927, 1024 0.987, 2048 0.993; 256 bits 1.0 at 200k with 64; 512 bits 1.0."""
+    if bits >= FULL_BITS:
+        return RERANK
+    return RERANK * 2 * (FULL_BITS // bits) ** 2
 
 
 def sign_codes(vectors: np.ndarray) -> np.ndarray:
@@ -160,7 +170,7 @@ class BinaryRerankIndex:
             rows = np.broadcast_to(np.arange(self._count), scores.shape)
             candidates = self._count
         else:
-            candidates = min(self._count, max(RERANK, count))
+            candidates = min(self._count, max(rerank_candidates(self.bits), count))
             rows = self._candidates(sign_codes(queries), candidates)
             scores = np.einsum("qcd,qd->qc", self._vectors[rows].astype(np.float32), queries)
         best = np.argpartition(-scores, count - 1, axis=1)[:, :count] if count < candidates else (
@@ -223,4 +233,4 @@ class BinaryRerankIndex:
         return index
 
 
-__all__ = ["BinaryRerankIndex", "EXACT_UP_TO", "RERANK", "sign_codes"]
+__all__ = ["BinaryRerankIndex", "EXACT_UP_TO", "RERANK", "rerank_candidates", "sign_codes"]

@@ -168,7 +168,7 @@ def measure_store(store: str, size: int, dim: int, queries: np.ndarray, workdir:
     figures.reopen_s = round(time.perf_counter() - begun, 2)
     task = progress.add_task(f"{store}: queries", total=None)
     answers = {}
-    for label, size_of_batch, limit in (("batch1", 1, len(queries)), (f"batch{batch}", batch, 50)):  # ≤ 50 batches
+    for label, size_of_batch, limit in (("batch1", 1, len(queries)), (f"batch{batch}", batch, 50)):
         def run(chunk):
             return [a.candidates[0].identity if a.candidates else None
                     for a in gallery.identify(chunk, threshold=0.0, top_k=1)]
