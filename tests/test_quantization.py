@@ -175,7 +175,7 @@ def test_constant_calibration_fails_every_step_and_publishes_nothing(lightcnn):
     folder.mkdir(exist_ok=True)
     for k in range(6):
         cv2.imwrite(str(folder / f"grey_{k}.png"), np.full((128, 128, 3), 128, np.uint8))
-    options = LadderOptions(max_float_share=0.2, ranking_subset_size=2)
+    options = LadderOptions(max_float_share=0.2, ranking_subset_size=2, budget_s=3600.0)  # every step
     settings = QuantizationSettings(calibration_images=folder, calibration_size=6, ladder=options, tuning_size=4,
                                     gate_faces=8)
     done = quantize_converted(zoo.get("lightcnn"), download_dir, converted, precisions=(INT8,), settings=settings,
@@ -212,6 +212,50 @@ def test_mutated_model_fails_the_gate_and_leaves_no_file(workspace, mobilefacene
     assert [c.step for c in result.candidates] == ["ptq", "ignored_scope"]
     assert all(not c.verdict.passed for c in result.candidates)
     assert list(output.parent.iterdir()) == []
+
+
+def test_a_spent_budget_stops_the_ladder_and_says_so(workspace, mobilefacenet, tmp_path, monkeypatch):
+    """Plain PTQ always runs; once the budget is spent nothing else starts, and the record lists what
+    was not tried, with the best candidate's numbers (nothing is published)."""
+    from facezoo.quantization import ladder as ladder_module
+
+    _, _, converted = workspace
+    clock = [1000.0]
+    monkeypatch.setattr(ladder_module, "_now", lambda: clock[0])
+    real_gate = mobilefacenet.gate(threshold=0.99999)  # strict: plain PTQ misses it
+
+    def gate_that_takes_a_minute(path):
+        clock[0] += 60.0  # the build and the gate "took" a minute
+        return real_gate(path)
+
+    gate_that_takes_a_minute.rank = real_gate.rank
+    gate_that_takes_a_minute.unbuilt = real_gate.unbuilt
+    output = tmp_path / "out" / f"{MFN}.xml"
+    output.parent.mkdir()
+    steps: list[str] = []
+    result = run_ladder(converted / MFN / "FP32" / f"{MFN}.xml", output, _calibration(mobilefacenet, 8),
+                        mobilefacenet.tuning(4), gate_that_takes_a_minute,
+                        LadderOptions(steps=("ptq", "ignored_scope", "advanced"), budget_s=30.0,
+                                      target_cosine=0.99999), step=steps.append)
+    assert [c.step for c in result.candidates] == ["ptq"] and not result.passed
+    assert result.out_of_budget and [u.split(":")[0] for u in result.untried][:2] == ["ignored_scope", "advanced"]
+    assert steps[0].endswith("30 s of the budget left")
+    record = result.record()
+    assert record["budget"] == {"budget_s": 30.0, "spent_s": record["budget"]["spent_s"], "ran_out": True,
+                                "untried": result.untried}
+    assert "the INT8 budget of 30 s ran out after 1 candidate(s)" in result.summary()
+    assert list(output.parent.iterdir()) == []
+
+
+def test_the_default_budget_scales_with_gflops_and_cores():
+    from facezoo.quantization.ladder import BUDGET_S, MIN_BUDGET_S, default_budget_s
+
+    assert default_budget_s(24.179, cpus=2) == BUDGET_S  # iresnet100 on 2 cores: the issue's 600 s
+    assert default_budget_s(24.179, cpus=8) == BUDGET_S / 4
+    assert default_budget_s(0.875, cpus=2) == MIN_BUDGET_S  # MobileFaceNet: the floor
+    assert default_budget_s(None, cpus=2) == BUDGET_S
+    with pytest.raises(QuantizationError, match="INT8 budget -1"):
+        LadderOptions(budget_s=-1)
 
 
 # ----------------------------------------------------------------------------- every artifact loads

@@ -22,6 +22,7 @@ from facezoo.cli.common import (
 )
 from facezoo.conversion import ConversionRequest, ConversionResult, QuantizationSettings, convert_model, plan
 from facezoo.errors import ConversionError
+from facezoo.quantization.ladder import BUDGET_CPUS, BUDGET_GFLOPS, BUDGET_S, MIN_BUDGET_S, LadderOptions
 from facezoo.quantization.mindir import MINDIR_INT8_REASON
 from facezoo.registry import DEFAULT_PRECISIONS, FORMATS, PRECISIONS
 
@@ -61,6 +62,13 @@ def convert(
     calibration_size: Annotated[
         int, typer.Option("--calibration-size", min=1, help="INT8: calibration images to use (NNCF's default: 300).")
     ] = 300,
+    int8_budget_s: Annotated[
+        Optional[float],
+        typer.Option("--int8-budget-s", min=1.0, help="INT8: wall-time budget of the ladder, in seconds (default: "
+                     f"{BUDGET_S:.0f} s for a {BUDGET_GFLOPS}-GFLOPs model on {BUDGET_CPUS} cores, scaled by the "
+                     f"model's GFLOPs and the cores here, at least {MIN_BUDGET_S:.0f} s). Plain PTQ always runs; when "
+                     "the budget is spent nothing more is tried, and a missing INT8 folder says so in numbers."),
+    ] = None,
     checkpoint: Annotated[
         Optional[Path], typer.Option("--checkpoint", help="Use this checkpoint instead of the downloaded one.")
     ] = None,
@@ -82,12 +90,12 @@ def convert(
         if names or name or all_models or list_file or checkpoint:
             raise ConversionError("--onnx converts one file without a registry entry: give no model names with it")
         convert_onnx(onnx_file, output_dir, split_csv(formats), split_csv(precisions), dry_run,
-                     QuantizationSettings(calibration_images, calibration_size))
+                     QuantizationSettings(calibration_images, calibration_size, _ladder(int8_budget_s)))
         return
     specs = select_models(open_zoo(zoo), names, name, all_models, list_file)
     if checkpoint is not None and len(specs) != 1:
         raise ConversionError("--checkpoint needs exactly one model")
-    settings = QuantizationSettings(calibration_images, calibration_size)
+    settings = QuantizationSettings(calibration_images, calibration_size, _ladder(int8_budget_s))
     requests = [
         ConversionRequest(spec, download_dir, output_dir, split_csv(formats), split_csv(precisions), checkpoint,
                           quantization=settings)
@@ -100,6 +108,11 @@ def convert(
                 console.print(f"  {line}", highlight=False, soft_wrap=True)
         return
     _finish(run_conversions(requests, jobs))
+
+
+def _ladder(budget_s: float | None) -> LadderOptions | None:
+    """The ladder's options where the command line set any (None: every step, the model's default budget)."""
+    return None if budget_s is None else LadderOptions(budget_s=budget_s)
 
 
 def _finish(results: list[ConversionResult]) -> None:

@@ -17,7 +17,7 @@ from facezoo.preprocessing import to_model_input
 from facezoo.quantization.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_TUNING_SIZE, calibration_inputs, tuning_set
 from facezoo.quantization.folders import INT8_FORMATS, quantize_folder, write_bf16
 from facezoo.quantization.gate import reference_gate
-from facezoo.quantization.ladder import LadderOptions
+from facezoo.quantization.ladder import LadderOptions, default_budget_s
 from facezoo.quantization.mindir import MINDIR_INT8_REASON
 from facezoo.quantization.precisions import BF16, BF16_GATE_FIELD, INT8, card_fields_for
 from facezoo.registry import ModelSpec
@@ -85,10 +85,12 @@ def build_int8(
     tuning_size: int = DEFAULT_TUNING_SIZE,
     step: Callable[[str], None] = lambda _: None,
 ) -> QuantizedBuild:
-    """INT8 IR and/or QDQ ONNX from the FP32 files, through the gated ladder."""
+    """INT8 IR and/or QDQ ONNX from the FP32 files, through the gated ladder, within
+    ``options.budget_s`` (default: :func:`~facezoo.quantization.ladder.default_budget_s` of the model)."""
     size, order = (spec.input.height, spec.input.width), spec.converted.channel_order
     options = options or LadderOptions()
-    options = LadderOptions(**{**options.__dict__, "target_cosine": threshold})
+    budget = options.budget_s if options.budget_s is not None else default_budget_s(spec.gflops)
+    options = LadderOptions(**{**options.__dict__, "target_cosine": threshold, "budget_s": budget})
     gate = reference_gate(held.inputs, held.reference, task=task, min_cosine=threshold, rule=held.rule)
     step("INT8 calibration faces")
     calibration = calibration_inputs(size, order, calibration_size, calibration_images)

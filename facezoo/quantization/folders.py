@@ -13,6 +13,7 @@ from typing import Callable
 from facezoo.quantization.calibration import CalibrationSet, TuningSet
 from facezoo.quantization.errors import QuantizationError
 from facezoo.quantization.gate import Judge
+from facezoo.quantization import ladder as _ladder_module
 from facezoo.quantization.ladder import LadderOptions, LadderResult, run_ladder
 from facezoo.quantization.mindir import MINDIR_INT8_REASON
 from facezoo.quantization.precisions import BF16, INT8
@@ -74,11 +75,12 @@ def quantize_folder(
         raise QuantizationError(f"INT8 formats {unknown}: facezoo quantizes {', '.join(INT8_FORMATS)} (MINDIR: {MINDIR_INT8_REASON})")
     int8_folder.mkdir(parents=True, exist_ok=True)
     result = Int8Result(name, calibration.record())
+    deadline = None if options.budget_s is None else _ladder_module._now() + options.budget_s  # one budget, every format
     for fmt in formats:
         source = Path(fp32_folder) / f"{name}{SUFFIX[fmt]}"
         if not source.is_file():
             raise QuantizationError(f"{source}: no FP32 {fmt} file to quantize; convert the model to FP32 first")
-        ladder = run_ladder(source, int8_folder / source.name, calibration, tuning, gate, options, step)
+        ladder = run_ladder(source, int8_folder / source.name, calibration, tuning, gate, options, step, deadline)
         result.ladders.append(ladder)
         if not ladder.passed:
             break

@@ -11,11 +11,17 @@
 
 Every candidate is written to the final file name in the caller's (scratch) folder and judged by
 the caller's gate; the first that passes stops the ladder. Nothing is left on disk if none does.
+
+A budget (``LadderOptions.budget_s``, ``facezoo convert --int8-budget-s``) bounds the ladder's wall
+time: plain PTQ always runs; no later candidate starts once the budget is spent, and the record
+says which were not tried. The default scales with the model's GFLOPs and the CPUs at hand
+(:func:`default_budget_s`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +36,17 @@ from facezoo.quantization.scopes import field_scope
 from facezoo.validation import ArtifactCheck
 
 STEPS = ("ptq", "accuracy_control", "ignored_scope", "advanced", "mixed_precision")
+#: the default budget: BUDGET_S for a model of BUDGET_GFLOPS (iresnet100) on BUDGET_CPUS cores,
+#: scaled by GFLOPs and cores, never below MIN_BUDGET_S (a small model's fixed costs dominate)
+BUDGET_S, BUDGET_GFLOPS, BUDGET_CPUS, MIN_BUDGET_S = 600.0, 24.179, 2, 120.0
+_now = time.monotonic  # the budget's clock (a test turns it)
+
+
+def default_budget_s(gflops: float | None, cpus: int | None = None) -> float:
+    """The INT8 ladder's default wall-time budget for a model of ``gflops`` on ``cpus`` cores."""
+    cpus = cpus or len(os.sched_getaffinity(0))
+    scale = (gflops / BUDGET_GFLOPS if gflops else 1.0) * BUDGET_CPUS / max(cpus, 1)
+    return round(max(MIN_BUDGET_S, BUDGET_S * scale), 1)
 
 
 @dataclass(frozen=True)
@@ -41,12 +58,15 @@ class LadderOptions:
     ranking_subset_size: int = 8  # tuning faces accuracy control ranks layers on
     smooth_quant_alpha: float = 0.15
     steps: tuple[str, ...] = STEPS  # the ladder, in order; a caller may leave steps out, never reorder them
+    budget_s: float | None = None  # wall time for every format's ladder together; None: no limit
 
     def __post_init__(self) -> None:
         if "ptq" not in self.steps or list(self.steps) != [s for s in STEPS if s in self.steps]:
             raise QuantizationError(
                 f"ladder steps {list(self.steps)}: expected ptq and any of the others, in the order {', '.join(STEPS)}"
             )
+        if self.budget_s is not None and not self.budget_s > 0:
+            raise QuantizationError(f"INT8 budget {self.budget_s} s: expected a positive number of seconds")
         if not 0.0 < self.max_float_share < 1.0:
             raise QuantizationError(f"max_float_share {self.max_float_share}: expected a fraction between 0 and 1")
 
@@ -77,6 +97,12 @@ class LadderResult:
     rank: Callable[[ArtifactCheck], tuple] = field(repr=False, default=lambda check: (check.passed,))
     candidates: list[Candidate] = field(default_factory=list)
     fp32_quantizers: int = 0  # activation quantizers of plain PTQ: the "all INT8" count
+    budget_s: float | None = None
+    untried: list[str] = field(default_factory=list)  # candidates not started: the budget was spent
+
+    @property
+    def out_of_budget(self) -> bool:
+        return bool(self.untried)
 
     @property
     def passed(self) -> bool:
@@ -116,8 +142,11 @@ class LadderResult:
         if best is None:
             return f"{self.format}: no candidate was built"
         cosine, flips = self.shortfall
-        return (f"{self.format}: no step passed; best ({best.step}, {best.label}) missed by {cosine:.5f} cosine "
-                f"(min {best.verdict.metric('min_cosine'):.5f} < {self.threshold}) and {flips} flipped decision(s)")
+        stopped = (f"the INT8 budget of {self.budget_s:.0f} s ran out after {len(self.candidates)} candidate(s), "
+                   f"{len(self.untried)} not tried; " if self.out_of_budget else "")
+        return (f"{self.format}: no step passed; {stopped}best ({best.step}, {best.label}) missed by {cosine:.5f} "
+                f"cosine (min {best.verdict.metric('min_cosine'):.5f} < {self.threshold}) and {flips} flipped "
+                f"decision(s)")
 
     def record(self) -> dict:
         cosine, flips = self.shortfall
@@ -125,6 +154,8 @@ class LadderResult:
             "format": self.format, "source": self.source, "passed": self.passed, "step": self.step,
             "threshold": self.threshold, "activation_quantizers_all_int8": self.fp32_quantizers,
             "missed_by": None if self.passed else {"cosine": cosine, "flips": flips},
+            "budget": {"budget_s": self.budget_s, "spent_s": round(sum(c.seconds for c in self.candidates), 1),
+                       "ran_out": self.out_of_budget, "untried": list(self.untried)},
             "summary": self.summary(), "candidates": [c.record() for c in self.candidates],
         }
 
@@ -137,19 +168,25 @@ def run_ladder(
     gate: Judge,
     options: LadderOptions = LadderOptions(),
     step: Callable[[str], None] = lambda _: None,
+    deadline: float | None = None,
 ) -> LadderResult:
-    """Quantize ``source`` (FP32 .xml or .onnx) into ``output`` until ``gate`` passes a candidate."""
+    """Quantize ``source`` (FP32 .xml or .onnx) into ``output`` until ``gate`` passes a candidate,
+    or until ``deadline`` (monotonic seconds; default: ``options.budget_s`` from now) has passed."""
+    if deadline is None and options.budget_s is not None:
+        deadline = _now() + options.budget_s
     engine = engine_for(source)
     output = Path(output)
     if output.suffix != engine.suffix:
         raise QuantizationError(f"{output}: an INT8 {engine.format} file must end in {engine.suffix}")
     subset = min(options.subset_size, calibration.count)
     model = engine.load(Path(source))
-    result = LadderResult(engine.format, str(source), None, options.target_cosine, gate.rank)
+    result = LadderResult(engine.format, str(source), None, options.target_cosine, gate.rank,
+                          budget_s=options.budget_s)
     kept = _Best()
 
     def attempt(step_name: str, label: str, settings: dict, build) -> bool:
-        step(f"{engine.format} INT8 · {step_name}: {label}")
+        left = "" if deadline is None else f" · {max(0.0, deadline - _now()):.0f} s of the budget left"
+        step(f"{engine.format} INT8 · {step_name}: {label}{left}")
         started = time.perf_counter()
         prior = result.best
         try:
@@ -175,6 +212,9 @@ def run_ladder(
         if not passed:
             for step_name, label, settings, build in _ladder(engine, model, calibration, tuning, options, subset,
                                                              result.fp32_quantizers, kept):
+                if deadline is not None and _now() >= deadline:
+                    result.untried.append(f"{step_name}: {label}")
+                    continue  # the rest are listed, not built
                 if attempt(step_name, label, settings, build):
                     passed = True
                     break
