@@ -97,7 +97,10 @@ def build_int8(
     tuning = tuning_set(size, order, lambda images: _one_output(original(images)), tuning_size)
     result = quantize_folder(spec.name, fp32_folder, folder, calibration, tuning, gate, formats, options, step)
     record = {**result.record(), "gate_faces": held.sources, "decision_threshold": held.decision_threshold}
-    reason = "" if result.passed else f"INT8 missed the gate at every step of the ladder: {result.summary()}"
+    spent = any(ladder.out_of_budget for ladder in result.ladders)
+    reason = "" if result.passed else (f"INT8 missed the gate at every step "
+                                       f"{'tried within its budget (--int8-budget-s)' if spent else 'of the ladder'}: "
+                                       f"{result.summary()}")
     files = [Path(f).name for f in result.files] if result.passed else []
     return QuantizedBuild(INT8, result.passed, files, {"quantization": record, "mindir": MINDIR_INT8_REASON}, reason)
 
