@@ -34,7 +34,7 @@ What is and is not atomic (Milvus has no multi-statement transactions):
   then says so and names the identities to remove). A reader may see the first part of a large
   add before the rest, or before a rollback.
 * A face cannot be enrolled twice: its key is its image and face, and the write is an upsert
-  (Milvus has no unique constraint, and a plain insert of a key already there leaves both rows
+  (Milvus has no unique constraint, and a plain insert of a key already there may leave both rows
   on a server). Two processes adding the same image at the same moment can both pass the check;
   the later write replaces the earlier one. After its write each add reads its keys back, and
   one that finds another writer's row there deletes the rest of its own and raises
