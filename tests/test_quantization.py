@@ -247,6 +247,27 @@ def test_a_spent_budget_stops_the_ladder_and_says_so(workspace, mobilefacenet, t
     assert list(output.parent.iterdir()) == []
 
 
+def test_accuracy_control_stops_when_the_budget_runs_out(workspace, mobilefacenet, tmp_path, monkeypatch):
+    """Accuracy control is one long candidate: it stops at its first validation past the deadline."""
+    from facezoo.quantization import ladder as ladder_module
+
+    _, _, converted = workspace
+    ticks = iter(range(1000, 100000, 4))  # every reading of the clock is 4 s later
+    monkeypatch.setattr(ladder_module, "_now", lambda: float(next(ticks)))
+    output = tmp_path / "out" / f"{MFN}.xml"
+    output.parent.mkdir()
+    # clock readings: deadline 1000 + 14; PTQ starts at 1004; accuracy control is checked at 1008 and
+    # starts at 1012; its first validation reads 1016 (spent) and stops it; ignored_scope is not started
+    result = run_ladder(converted / MFN / "FP32" / f"{MFN}.xml", output, _calibration(mobilefacenet, 8),
+                        mobilefacenet.tuning(4), mobilefacenet.gate(threshold=0.99999),
+                        LadderOptions(steps=("ptq", "accuracy_control", "ignored_scope"), budget_s=14.0,
+                                      target_cosine=0.99999))
+    assert [c.step for c in result.candidates] == ["ptq", "accuracy_control"] and not result.passed
+    assert "the INT8 budget ran out during accuracy control" in result.candidates[1].error
+    assert [u.split(":")[0] for u in result.untried] == ["ignored_scope"]
+    assert list(output.parent.iterdir()) == []
+
+
 def test_the_default_budget_scales_with_gflops_and_cores():
     from facezoo.quantization.ladder import BUDGET_S, MIN_BUDGET_S, default_budget_s
 

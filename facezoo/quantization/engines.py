@@ -42,6 +42,7 @@ class OpenVinoEngine:
 
         def validate(compiled, indices) -> tuple[float, list[float]]:
             # NNCF calls this on the whole tuning set and on single items: items are indices.
+            _stop_if_out_of_time(restorer)
             rows = list(indices)
             outputs = np.concatenate([compiled(tuning.inputs[i : i + 1])[0] for i in rows])
             values = cosine_rows(tuning.reference[rows], outputs)
@@ -128,6 +129,7 @@ class OnnxEngine:
         feed = model.graph.input[0].name
 
         def validate(candidate, indices) -> tuple[float, list[float]]:
+            _stop_if_out_of_time(restorer)
             rows = list(indices)
             session = _session(candidate)
             outputs = np.concatenate([session.run(None, {feed: tuning.inputs[i : i + 1]})[0] for i in rows])
@@ -227,6 +229,13 @@ def _session(model):
 def _relative_noise(x: np.ndarray, q: np.ndarray) -> float:
     x = np.asarray(x, np.float64)
     return float(np.sum((np.asarray(q, np.float64) - x) ** 2) / max(float(np.sum(x * x)), 1e-30))
+
+
+def _stop_if_out_of_time(restorer: dict) -> None:
+    """Accuracy control is one candidate that can run for many minutes: it stops at its next
+    validation once the ladder's budget is spent (``restorer["out_of_time"]``)."""
+    if restorer.get("out_of_time", lambda: False)():
+        raise QuantizationError("stopped: the INT8 budget ran out during accuracy control")
 
 
 def _accuracy_control(nncf, model, calibration, validation, validate, recipe: Recipe, subset_size: int,

@@ -13,8 +13,9 @@ Every candidate is written to the final file name in the caller's (scratch) fold
 the caller's gate; the first that passes stops the ladder. Nothing is left on disk if none does.
 
 A budget (``LadderOptions.budget_s``, ``facezoo convert --int8-budget-s``) bounds the ladder's wall
-time: plain PTQ always runs; no later candidate starts once the budget is spent, and the record
-says which were not tried. The default scales with the model's GFLOPs and the CPUs at hand
+time: plain PTQ always runs; no later candidate starts once the budget is spent, accuracy control
+(one candidate that can run for many minutes) stops at its next validation, and the record says
+which were not tried. The default scales with the model's GFLOPs and the CPUs at hand
 (:func:`default_budget_s`).
 """
 
@@ -211,7 +212,7 @@ def run_ladder(
         result.fp32_quantizers = result.candidates[-1].quantizers
         if not passed:
             for step_name, label, settings, build in _ladder(engine, model, calibration, tuning, options, subset,
-                                                             result.fp32_quantizers, kept):
+                                                             result.fp32_quantizers, kept, deadline):
                 if deadline is not None and _now() >= deadline:
                     result.untried.append(f"{step_name}: {label}")
                     continue  # the rest are listed, not built
@@ -240,7 +241,7 @@ def _remove(output: Path) -> None:
         output.with_suffix(".bin").unlink(missing_ok=True)
 
 
-def _ladder(engine, model, calibration, tuning, options, subset, quantizers, kept):
+def _ladder(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline=None):
     """(step, label, settings, build) of every candidate after plain PTQ, in the issue's order."""
     cap = max(1, int(options.max_float_share * max(quantizers, 1)))
     target = min(options.target_cosine + options.tuning_margin, 0.99999)
@@ -249,7 +250,8 @@ def _ladder(engine, model, calibration, tuning, options, subset, quantizers, kep
     scoped = plain.with_(ignored_names=tuple(scope.names), ignored_types=("PRelu",))
     if "accuracy_control" in options.steps:
         restorer = {"max_drop": 1.0 - target, "max_iterations": cap,
-                    "ranking_subset_size": min(options.ranking_subset_size, len(tuning.inputs))}
+                    "ranking_subset_size": min(options.ranking_subset_size, len(tuning.inputs)),
+                    "out_of_time": lambda: deadline is not None and _now() >= deadline}
         settings = {**plain.record(), "metric": "min cosine to the original on tuning faces",
                     "tuning": tuning.description, "target": target, "max_reverted_groups": cap}
         yield ("accuracy_control", f"NNCF accuracy control to cosine {target:.4f}", settings,
