@@ -279,7 +279,14 @@ class Candidate:
         return {}
 
     def close(self) -> None:
-        pass
+        """Close the database client a candidate holds (Milvus Lite, Qdrant local), if any."""
+        client = getattr(self, "client", None)
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+            self.client = None
 
 
 class ExactF32(Candidate):
@@ -718,15 +725,6 @@ class MilvusLite(Candidate):
         return {"describe_index": {k: v for k, v in info.items()
                                    if k in ("index_type", "total_rows", "indexed_rows", "state")}}
 
-    def close(self):
-        c = getattr(self, "client", None)
-        if c is not None:
-            try:
-                c.close()
-            except Exception:
-                pass
-            self.client = None
-
 
 class LanceDB(Candidate):
     family = "lancedb-ivf-hnsw-sq"
@@ -848,15 +846,6 @@ class QdrantLocal(Candidate):
         from qdrant_client import models
         self.client.delete(self.COLL, points_selector=models.PointIdsList(points=[int(key)]))
         return "QdrantClient.delete"
-
-    def close(self):
-        c = getattr(self, "client", None)
-        if c is not None:
-            try:
-                c.close()
-            except Exception:
-                pass
-            self.client = None
 
 
 CANDIDATES = {c.family: c for c in (ExactF32, FaissFlatF16, BinaryRerank, FaissHNSWSQ, FaissIVFSQ,
