@@ -81,6 +81,8 @@ class ModelCard:
     #: a model of several nets (detectors): part → {"file_stem", "input_shape" (-1: any), "outputs"}
     parts: dict | None = None
     size_policy: str | None = None  # detectors: how a photo meets each net's input
+    #: FP32: precisions asked for and not published (INT8, BF16) -> why, with the best candidate's numbers
+    not_published: dict | None = None
     extra: dict = field(default_factory=dict)  # fields this release does not know, kept as they were
 
     def part_of(self, path: Path) -> str:
@@ -121,7 +123,7 @@ class ModelCard:
             "created": self.created,
         }
         for name in ("inference_precision_hint", "quantization", "mindir", "bf16_gate", "derived_from", "parts",
-                     "size_policy"):
+                     "size_policy", "not_published"):
             if getattr(self, name) is not None:
                 document[name] = getattr(self, name)
         return {**document, **self.extra}
@@ -168,6 +170,7 @@ class ModelCard:
                 derived_from=document.get("derived_from"),
                 parts=document.get("parts"),
                 size_policy=document.get("size_policy"),
+                not_published=document.get("not_published"),
                 extra={k: v for k, v in document.items() if k not in known},
             )
         except KeyError as exc:

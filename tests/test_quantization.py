@@ -279,6 +279,90 @@ def test_the_default_budget_scales_with_gflops_and_cores():
         LadderOptions(budget_s=-1)
 
 
+# ----------------------------------------------------------------------------- the per-layer report
+
+
+def test_the_report_finds_a_quantizer_whose_range_was_cut(workspace, mobilefacenet, tmp_path):
+    """The per-layer report on a plain PTQ IR and QDQ ONNX, then on the IR with one activation
+    quantizer's range cut to a twentieth (what a calibration set without bright faces does): that
+    quantizer tops the report, and removing it restores what cutting it lost."""
+    import openvino as ov
+
+    from facezoo.quantization.engines import OpenVinoEngine
+    from facezoo.quantization.report import BYPASS_ROWS, quantizer_report
+
+    _, _, converted = workspace
+    fp32 = converted / MFN / "FP32"
+    lenient = mobilefacenet.gate(threshold=0.5)
+    for suffix in (".xml", ".onnx"):
+        result = run_ladder(fp32 / f"{MFN}{suffix}", tmp_path / f"{MFN}{suffix}", _calibration(mobilefacenet, 16),
+                            mobilefacenet.tuning(4), lenient, LadderOptions(steps=("ptq",)))
+        assert result.passed
+        noisiest = result.record()["error_by_quantizer"]["noisiest"]  # the ladder's record for the card
+        assert len(noisiest) == 10 and noisiest[0]["relative_noise"] >= noisiest[-1]["relative_noise"] > 0
+        report = quantizer_report(tmp_path / f"{MFN}{suffix}", mobilefacenet.inputs, mobilefacenet.reference)
+        assert report.quantizers == result.fp32_quantizers and report.faces == len(mobilefacenet.inputs)
+        noise = [row.relative_noise for row in report.rows]
+        assert noise == sorted(noise, reverse=True) and len(report.rows) == 10
+        assert all(row.min_cosine_without is not None for row in report.rows[:BYPASS_ROWS])
+        assert all(row.feeds for row in report.rows)  # every quantizer names the layer it feeds
+        assert abs(sum(v["noise_share"] for v in report.by_type.values()) - 1.0) < 0.01
+    gate = lenient(tmp_path / f"{MFN}.xml")
+    report = quantizer_report(tmp_path / f"{MFN}.xml", mobilefacenet.inputs, mobilefacenet.reference)
+    assert abs(report.min_cosine - gate.metric("min_cosine")) < 1e-4  # the gate's own number
+
+    engine = OpenVinoEngine()
+    model = engine.load(tmp_path / f"{MFN}.xml")
+    names = engine.quantizers(model)
+    victim = names[len(names) // 2]
+    for op in model.get_ordered_ops():
+        if op.get_friendly_name() == victim:
+            for port in range(1, 5):  # input_low, input_high, output_low, output_high
+                limit = op.input_value(port).get_node()
+                cut = ov.opset13.constant((limit.get_data() / 20).astype(np.float32))
+                op.input(port).replace_source_output(cut.output(0))
+    cut_path = tmp_path / "cut" / f"{MFN}.xml"
+    cut_path.parent.mkdir()
+    ov.save_model(model, str(cut_path), compress_to_fp16=False)
+    cut = quantizer_report(cut_path, mobilefacenet.inputs, mobilefacenet.reference)
+    assert cut.rows[0].quantizer == victim and cut.min_cosine < report.min_cosine - 0.01
+    assert cut.rows[0].min_cosine_without > cut.min_cosine + 0.01
+
+
+def test_an_int8_that_missed_is_recorded_in_the_fp32_card_and_check_says_so(converted_mobilefacenet, tmp_path):
+    """`convert --precisions FP32,INT8` whose INT8 misses: FP32 is published, its card keeps the
+    ladder's record (best candidate, budget, noisiest quantizers), and `check --int8-report` says
+    there is no INT8 file and why; exit 1."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from facezoo.cli.main import app
+    from facezoo.registry import load_zoo
+
+    zoo, download_dir, _, _ = converted_mobilefacenet
+    document = yaml.safe_load(Path(zoo.path).read_text())
+    entry = next(e for e in document["models"] if e["name"] == MFN)
+    entry["check_thresholds"] = {"INT8": 0.99999}  # plain PTQ cannot meet it
+    registry = tmp_path / "zoo.yml"
+    registry.write_text(yaml.safe_dump(document, sort_keys=False))
+    settings = QuantizationSettings(calibration_size=16, ladder=LadderOptions(steps=("ptq",)), tuning_size=4,
+                                    gate_faces=8)
+    out = tmp_path / "converted"
+    result = convert_model(ConversionRequest(load_zoo(registry).get(MFN), download_dir, out, ["openvino"],
+                                             ["FP32", INT8], quantization=settings))
+    assert result.published == ["FP32"] and result.failed_precisions == [INT8]
+    card = json.loads((out / MFN / "FP32" / "model_card.json").read_text())
+    missed = card["not_published"][INT8]
+    assert "INT8 missed the gate" in missed["reason"]
+    (ladder,) = missed["quantization"]["ladders"]
+    assert ladder["passed"] is False and ladder["candidates"][0]["step"] == "ptq"
+    assert ladder["missed_by"]["cosine"] > 0 and ladder["error_by_quantizer"]["noisiest"]
+    done = CliRunner().invoke(app, ["check", MFN, "--zoo", str(registry), "-d", str(download_dir), "-c", str(out),
+                                    "--int8-report"])
+    assert done.exit_code == 1
+    assert "INT8 was tried and not published" in done.output and "not_published" in done.output
+
+
 # ----------------------------------------------------------------------------- every artifact loads
 
 
@@ -394,6 +478,14 @@ def test_convert_makes_gated_int8_and_bf16_folders_that_check_takes(converted_mo
                                     "--precisions", "INT8,BF16"])
     assert done.exit_code == 0, done.output
     assert "INT8" in done.output and "BF16" in done.output
+    report = tmp_path / "report.json"
+    done = CliRunner().invoke(app, ["check", MFN, "--zoo", str(registry), "-d", str(download_dir), "-c", str(out),
+                                    "--precisions", "INT8", "--int8-report", "--json", str(report)])
+    assert done.exit_code == 0, done.output
+    assert "which quantizers carry the INT8 error" in done.output and "noise by the layer type fed" in done.output
+    layers = json.loads(report.read_text())["int8_reports"][MFN]
+    assert sorted(r["file"] for r in layers) == [f"{MFN}.onnx", f"{MFN}.xml"]
+    assert all(r["min_cosine"] >= 0.97 and len(r["noisiest"]) == 10 for r in layers)
 
 
 def test_the_suite_report_shows_the_bf16_gate_a_real_build_recorded(lightcnn):

@@ -49,6 +49,11 @@ def check(
     precisions: Annotated[
         Optional[str], typer.Option("--precisions", help=f"Only these precisions (comma-separated: {','.join(PRECISIONS)}).")
     ] = None,
+    int8_report: Annotated[
+        bool, typer.Option("--int8-report", help="Also report which activation quantizers of each INT8 IR/ONNX carry "
+                           "its error: relative noise per quantizer, and the output's min cosine with each of the "
+                           "noisiest removed, on the gate's held-out faces.")
+    ] = False,
     zoo: ZooOption = None,
 ) -> None:
     """Compare every converted artifact with the original model on the same faces; fail on any mismatch.
@@ -78,8 +83,12 @@ def check(
             )
             progress.update(task, completed=1)
     show_agreement(reports, console)
+    layer_reports = _int8_reports(targets, download_dir, converted_dir, formats) if int8_report else None
     if json_path is not None:
-        write_json_atomic(json_path, agreement_document(reports))
+        document = agreement_document(reports)
+        if layer_reports is not None:
+            document["int8_reports"] = {model: [r.record() for r in found] for model, found in layer_reports.items()}
+        write_json_atomic(json_path, document)
         console.print(f"report: {json_path}", highlight=False)
     failed = [r for r in reports if not r.passed]
     if failed:
@@ -88,6 +97,34 @@ def check(
         err_console.print("[bold red]FAILED:[/] " + ", ".join(names), highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"[green]all {sum(len(r.results) for r in reports)} artifact/backend checks passed[/]")
+
+
+def _int8_reports(targets, download_dir: Path, converted_dir: Path, formats: str | None) -> dict:
+    """`--int8-report`: each model's per-quantizer tables, printed; a model without INT8 files is an error."""
+    from rich.table import Table
+
+    from facezoo.quantization.diagnosis import int8_reports
+
+    found = {}
+    with err_console.status("INT8 report") as status:
+        for spec, original in targets:
+            found[spec.name] = int8_reports(spec, download_dir, converted_dir, _choices(formats, FORMATS, "--formats"),
+                                            original, step=lambda text: status.update(text))
+    for model, reports in found.items():
+        for report in reports:
+            table = Table(title=f"{model} · {report.file}: which quantizers carry the INT8 error "
+                                f"(min cosine {report.min_cosine:.5f} on {report.faces} held-out faces, "
+                                f"{report.quantizers} activation quantizers)", title_justify="left")
+            for column in ("quantizer", "feeds", "relative noise", "min cosine without it"):
+                table.add_column(column, overflow="fold")
+            for row in report.rows:
+                without = "-" if row.min_cosine_without is None else f"{row.min_cosine_without:.5f}"
+                table.add_row(row.quantizer, row.feeds, f"{row.relative_noise:.2e}", without)
+            console.print(table)
+            shares = ", ".join(f"{kind} {v['noise_share']:.0%} ({v['quantizers']})" for kind, v in report.by_type.items())
+            console.print(f"noise by the layer type fed (share of the summed relative noise, quantizers): {shares}",
+                          highlight=False, soft_wrap=True)
+    return found
 
 
 def _targets(registry, names, all_models: bool, converted_dir: Path):

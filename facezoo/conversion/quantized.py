@@ -66,6 +66,9 @@ def build_precisions(work: Work, precisions: list[str], fp32: Path) -> dict[str,
             if fmt is not None:
                 work.validate(path, fmt, precision)
         work.write_card(precision, derived_from="FP32", **build.card)
+    missed = {p: {"reason": b.reason, **b.card} for p, b in built.items() if not b.passed}
+    if missed and Path(fp32) == work.scratch / "FP32":  # the FP32 folder published with them says why they are not
+        work.write_card("FP32", not_published=missed)
     return built
 
 

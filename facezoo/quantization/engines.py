@@ -29,6 +29,8 @@ class OpenVinoEngine:
 
         return ov.Core().read_model(str(path))
 
+    load_int8 = load  # a quantized IR reads like any other
+
     def view(self, model) -> GraphView:
         return openvino_view(model)
 
@@ -85,6 +87,17 @@ class OpenVinoEngine:
         values = [np.asarray(result[port]) for port in compiled.outputs][1:]
         return {op.get_friendly_name(): _relative_noise(values[2 * k], values[2 * k + 1]) for k, op in enumerate(ops)}
 
+    def feeds(self, model) -> dict[str, str]:
+        """Each activation quantizer's consumers, "Type name" (what its rounding reaches first)."""
+        wanted = set(self.quantizers(model))
+        found = {}
+        for op in model.get_ordered_ops():
+            if op.get_friendly_name() in wanted:
+                targets = [t.get_node() for t in op.output(0).get_target_inputs()]
+                found[op.get_friendly_name()] = ", ".join(sorted(f"{t.get_type_name()} {t.get_friendly_name()}"
+                                                                 for t in targets))
+        return found
+
     def save(self, model, path: Path) -> None:
         import openvino as ov
 
@@ -109,10 +122,13 @@ class OnnxEngine:
             except Exception as exc:  # ONNX Runtime raises bare Exceptions from its optimizers
                 raise QuantizationError(f"{path.name}: ONNX Runtime's quant_pre_process failed: {exc}") from None
             model = onnx.load(str(prepared))
-        for index, node in enumerate(model.graph.node):
-            if not node.name:
-                node.name = f"{node.op_type}_{index}"
-        return model
+        return _named(model)
+
+    def load_int8(self, path: Path):
+        """A quantized (QDQ) file as written: nothing folded, every node named."""
+        import onnx
+
+        return _named(onnx.load(str(path)))
 
     def view(self, model) -> GraphView:
         return onnx_view(model)
@@ -194,6 +210,18 @@ class OnnxEngine:
         values = self.run(model, inputs, [t for _, x, y in pairs for t in (x, y)])[1:]
         return {name: _relative_noise(values[2 * k], values[2 * k + 1]) for k, (name, _, _) in enumerate(pairs)}
 
+    def feeds(self, model) -> dict[str, str]:
+        """Each activation QuantizeLinear's consumers behind its DequantizeLinear, "Type name"."""
+        wanted = set(self.quantizers(model))
+        nodes = list(model.graph.node)
+        found = {}
+        for node in nodes:
+            if node.name in wanted:
+                dequant = [d.output[0] for d in nodes if d.op_type == "DequantizeLinear" and d.input[0] == node.output[0]]
+                users = [f"{u.op_type} {u.name}" for u in nodes if any(t in u.input for t in dequant)]
+                found[node.name] = ", ".join(sorted(users))
+        return found
+
     def save(self, model, path: Path) -> None:
         import onnx
 
@@ -216,6 +244,13 @@ def engine_for(path: Path):
         if Path(path).suffix == engine.suffix:
             return engine()
     raise QuantizationError(f"{path}: facezoo quantizes OpenVINO IR (.xml) and ONNX (.onnx) files, not {Path(path).suffix!r}")
+
+
+def _named(model):
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+    return model
 
 
 def _session(model):

@@ -33,6 +33,7 @@ from facezoo.quantization.engines import engine_for
 from facezoo.quantization.errors import QuantizationError
 from facezoo.quantization.gate import Judge
 from facezoo.quantization.recipes import Recipe
+from facezoo.quantization.report import noise_ranking
 from facezoo.quantization.scopes import field_scope
 from facezoo.validation import ArtifactCheck
 
@@ -100,6 +101,7 @@ class LadderResult:
     fp32_quantizers: int = 0  # activation quantizers of plain PTQ: the "all INT8" count
     budget_s: float | None = None
     untried: list[str] = field(default_factory=list)  # candidates not started: the budget was spent
+    error_by_quantizer: dict = field(default_factory=dict)  # the best candidate's noisiest quantizers
 
     @property
     def out_of_budget(self) -> bool:
@@ -158,6 +160,7 @@ class LadderResult:
             "budget": {"budget_s": self.budget_s, "spent_s": round(sum(c.seconds for c in self.candidates), 1),
                        "ran_out": self.out_of_budget, "untried": list(self.untried)},
             "summary": self.summary(), "candidates": [c.record() for c in self.candidates],
+            "error_by_quantizer": self.error_by_quantizer,
         }
 
 
@@ -219,6 +222,7 @@ def run_ladder(
                 if attempt(step_name, label, settings, build):
                     passed = True
                     break
+        result.error_by_quantizer = _error_by_quantizer(engine, kept, tuning)
         if passed:
             result.path = str(output)
             return result
@@ -233,6 +237,22 @@ class _Best:
     """The best candidate model so far (the mixed-precision step starts from it)."""
 
     model = None
+
+
+RANKING_FACES = 8  # tuning faces the noise of each activation quantizer is measured on
+
+
+def _error_by_quantizer(engine, kept: _Best, tuning: TuningSet) -> dict:
+    """Where the best candidate's error comes from, for the card (one pass on tuning faces)."""
+    if kept.model is None:
+        return {}
+    faces = tuning.inputs[:RANKING_FACES]
+    try:
+        rows, by_type = noise_ranking(engine, kept.model, faces)
+    except Exception as exc:  # a report must not cost the folder: say why it is missing
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"faces": f"{len(faces)} tuning faces", "measure": "relative noise |q(x) - x|^2 / |x|^2 where each sits",
+            "noisiest": [row.record() for row in rows], "by_consumer_type": by_type}
 
 
 def _remove(output: Path) -> None:
@@ -305,7 +325,7 @@ class _Ranking:
         if self.base is None:
             if self.kept.model is None:
                 raise QuantizationError("no earlier candidate to keep layers of in float")
-            noise = self.engine.noise(self.kept.model, self.tuning.inputs[: min(len(self.tuning.inputs), 8)])
+            noise = self.engine.noise(self.kept.model, self.tuning.inputs[:RANKING_FACES])
             self.order = sorted(noise, key=noise.get, reverse=True)
             self.base = self.kept.model
         return self.engine.bypass(self.base, set(self.order[:count]))
