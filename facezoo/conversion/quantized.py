@@ -58,6 +58,9 @@ def build_precisions(work: Work, precisions: list[str], fp32: Path) -> dict[str,
             held = held_out_faces(work.spec, work.task, work.source.reference, work.settings.gate_faces)
         build = _build(work, precision, held, fp32, folder, formats)
         built[precision] = build
+        judged_on = build.card.get("quantization", {}).get("judged_on")
+        if judged_on:
+            work.notes.append(f"{precision} {judged_on}")
         if not build.passed:
             work.fail(folder / work.spec.name, "/".join(formats), precision, build.reason, len(held.inputs))
         for name in build.files:

@@ -13,8 +13,16 @@ from typing import Callable
 
 import numpy as np
 
+from facezoo.photos import real_face_crops
 from facezoo.preprocessing import to_model_input
-from facezoo.quantization.calibration import DEFAULT_CALIBRATION_SIZE, DEFAULT_TUNING_SIZE, calibration_inputs, tuning_set
+from facezoo.quantization.calibration import (
+    DEFAULT_CALIBRATION_SIZE,
+    DEFAULT_SET_NOTE,
+    DEFAULT_TUNING_SIZE,
+    REAL_CROP_SEEDS,
+    calibration_inputs,
+    tuning_set,
+)
 from facezoo.quantization.folders import INT8_FORMATS, quantize_folder, write_bf16
 from facezoo.quantization.gate import reference_gate
 from facezoo.quantization.ladder import LadderOptions, default_budget_s
@@ -22,9 +30,11 @@ from facezoo.quantization.mindir import MINDIR_INT8_REASON
 from facezoo.quantization.precisions import BF16, BF16_GATE_FIELD, INT8, card_fields_for
 from facezoo.registry import ModelSpec
 from facezoo.runtime.precision import bf16_problem
-from facezoo.tasks import DecisionRule, Outputs, Task
+from facezoo.tasks import DecisionRule, Outputs, Samples, Task
 
 GATE_FACES = 16  # held-out faces the gate judges on: check's faces (colour-asymmetric, then pairs)
+GATE_REAL_CROPS = 8  # and crops of the real photo, another person to the generated ones (see calibration)
+REAL_IDENTITY = "astronaut"
 
 
 @dataclass(frozen=True)
@@ -53,13 +63,20 @@ class QuantizedBuild:
 
 
 def held_out_faces(spec: ModelSpec, task: Task, original: Callable[[np.ndarray], Outputs],
-                   count: int = GATE_FACES) -> HeldOutFaces:
-    """`facezoo check`'s generated faces (never calibration or tuning faces) and the original's outputs.
+                   count: int = GATE_FACES, real_crops: int = GATE_REAL_CROPS) -> HeldOutFaces:
+    """`facezoo check`'s generated faces and ``real_crops`` crops of the real photo (never
+    calibration or tuning faces), and the original's outputs.
 
     The decision threshold is the one that best separates the original's own outputs on these
     faces, not the registry's (that one is set for real faces).
     """
-    samples = task.samples((spec.input.height, spec.input.width), None, count)
+    size = (spec.input.height, spec.input.width)
+    samples = task.samples(size, None, count)
+    if real_crops:
+        crops = real_face_crops(size, real_crops, REAL_CROP_SEEDS["gate"])
+        samples = Samples(np.concatenate([samples.images, crops]), [*samples.identities, *[REAL_IDENTITY] * real_crops],
+                          [*samples.sources, *[f"astronaut crop {k} (seed {REAL_CROP_SEEDS['gate']})"
+                                               for k in range(real_crops)]], samples.real)
     reference = {name: np.asarray(values, np.float32) for name, values in original(samples.images).items()}
     return HeldOutFaces(
         inputs=to_model_input(samples.images, spec.converted.channel_order),
@@ -97,6 +114,8 @@ def build_int8(
     tuning = tuning_set(size, order, lambda images: _one_output(original(images)), tuning_size)
     result = quantize_folder(spec.name, fp32_folder, folder, calibration, tuning, gate, formats, options, step)
     record = {**result.record(), "gate_faces": held.sources, "decision_threshold": held.decision_threshold}
+    if calibration.kind == "synthetic":
+        record["judged_on"] = DEFAULT_SET_NOTE
     spent = any(ladder.out_of_budget for ladder in result.ladders)
     reason = "" if result.passed else (f"INT8 missed the gate at every step "
                                        f"{'tried within its budget (--int8-budget-s)' if spent else 'of the ladder'}: "

@@ -8,6 +8,11 @@ bad INT8 model could pass by having seen its judges. The synthetic identity rang
     3000+          `facezoo check`'s faces      (facezoo.tasks.recognition.SYNTHETIC_IDENTITY)
     20000+         calibration                  (CALIBRATION_IDENTITY, at most MAX_CALIBRATION_SIZE)
     30000+         tuning                       (TUNING_IDENTITY, at most MAX_TUNING_SIZE)
+
+Generated faces alone overrate INT8 on real ones (flat shading, no skin texture, hair or lens blur),
+so every default set also holds crops of the one real face facezoo ships (the astronaut photo,
+:func:`facezoo.photos.real_face_crops`), each set drawn from its own seed (REAL_CROP_SEEDS), so that
+no set shares a crop with another.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ MAX_TUNING_SIZE = 1000
 DEFAULT_CALIBRATION_SIZE = 300  # NNCF's own default subset_size
 DEFAULT_TUNING_SIZE = 16
 CALIBRATION_VARIATIONS = 3  # synthetic calibration faces cycle through poses/lighting 0, 1, 2
+REAL_CROP_SHARE = 0.2  # of a default calibration or tuning set: crops of the real photo
+#: the seed of each default set's real-photo crops (the gate's are facezoo.quantization.build's)
+REAL_CROP_SEEDS = {"calibration": 20, "tuning": 30, "gate": 40}
+#: what the card and the CLI say of a default set, and what they recommend
+DEFAULT_SET_NOTE = ("judged on generated faces (and crops of one real photo): give --calibration-images, aligned "
+                    "crops of the faces you deploy on, for ranges and a verdict that stand for them")
 
 
 def synthetic_ranges() -> dict[str, tuple[int, int]]:
@@ -98,6 +109,7 @@ def calibration_inputs(
     identities CALIBRATION_IDENTITY.., disjoint from every face used to validate.
     """
     from facezoo.faces import face_batch
+    from facezoo.photos import real_face_crops
     from facezoo.preprocessing import to_model_input
 
     if not isinstance(count, int) or count < 1:
@@ -108,14 +120,16 @@ def calibration_inputs(
                 f"--calibration-size {count}: at most {MAX_CALIBRATION_SIZE} synthetic calibration faces; "
                 "give --calibration-images for more"
             )
-        identities = np.arange(CALIBRATION_IDENTITY, CALIBRATION_IDENTITY + count)
+        real = real_share(count)
+        identities = np.arange(CALIBRATION_IDENTITY, CALIBRATION_IDENTITY + count - real)
         images = face_batch(identities, identities % CALIBRATION_VARIATIONS, size)
-        last = CALIBRATION_IDENTITY + count - 1
+        images = np.concatenate([images, real_face_crops(size, real, REAL_CROP_SEEDS["calibration"])])
+        last = CALIBRATION_IDENTITY + count - real - 1
         return CalibrationSet(
             inputs=to_model_input(images, channel_order),
             kind="synthetic",
-            description=f"{count} synthetic faces, identities {CALIBRATION_IDENTITY}..{last} "
-            "(facezoo.faces; no real faces: give --calibration-images for a deployment)",
+            description=f"{count - real} synthetic faces, identities {CALIBRATION_IDENTITY}..{last}, and {real} "
+            f"augmented crops of the astronaut photo (seed {REAL_CROP_SEEDS['calibration']}); {DEFAULT_SET_NOTE}",
             identities=(CALIBRATION_IDENTITY, last),
         )
     crops, files = read_crops(Path(images_dir), size, count)
@@ -151,16 +165,25 @@ def read_crops(folder: Path, size: tuple[int, int], count: int) -> tuple[np.ndar
     return np.stack(crops), files
 
 
+def real_share(count: int) -> int:
+    """How many of a default set of ``count`` faces are real-photo crops (none in a set of 2)."""
+    return int(count * REAL_CROP_SHARE) if count > 2 else 0
+
+
 def tuning_faces(size: tuple[int, int], count: int = DEFAULT_TUNING_SIZE) -> np.ndarray:
-    """``count`` held-out synthetic faces (BGR uint8): one colour-asymmetric face (strong red, dark
-    blue: INT8 ranges must hold for it too), then two variations per identity, all from TUNING_IDENTITY."""
+    """``count`` held-out faces (BGR uint8): one colour-asymmetric face (strong red, dark blue: INT8
+    ranges must hold for it too), two variations per identity from TUNING_IDENTITY, and a share of
+    real-photo crops."""
     from facezoo.faces import colour_asymmetric_face, face_batch
+    from facezoo.photos import real_face_crops
 
     if not 2 <= count <= MAX_TUNING_SIZE:
         raise QuantizationError(f"tuning faces: count {count} must be between 2 and {MAX_TUNING_SIZE}")
-    k = np.arange(count - 1)
+    real = real_share(count)
+    k = np.arange(count - 1 - real)
     faces = face_batch(TUNING_IDENTITY + 1 + k // 2, k % 2, size)
-    return np.concatenate([colour_asymmetric_face(size, identity=TUNING_IDENTITY)[None], faces])
+    return np.concatenate([colour_asymmetric_face(size, identity=TUNING_IDENTITY)[None], faces,
+                           real_face_crops(size, real, REAL_CROP_SEEDS["tuning"])])
 
 
 def tuning_set(
@@ -174,12 +197,13 @@ def tuning_set(
 
     images = tuning_faces(size, count)
     reference = np.asarray(original(images), np.float32)
-    last = TUNING_IDENTITY + 1 + (count - 2) // 2
+    real = real_share(count)
+    last = TUNING_IDENTITY + 1 + (count - 2 - real) // 2
     return TuningSet(
         inputs=to_model_input(images, channel_order),
         reference=reference.reshape(len(reference), -1),
-        description=f"{count} synthetic faces, identities {TUNING_IDENTITY}..{last}: one colour-asymmetric, "
-        "then two variations each",
+        description=f"{count - real} synthetic faces, identities {TUNING_IDENTITY}..{last}: one colour-asymmetric, "
+        f"then two variations each; {real} crops of the astronaut photo (seed {REAL_CROP_SEEDS['tuning']})",
     )
 
 
