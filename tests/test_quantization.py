@@ -159,6 +159,7 @@ def test_good_model_passes_the_gate_and_records_the_step(workspace, mobilefacene
     assert result.candidates[0].step == "ptq" and result.record()["step"] == result.step
     passing = [c for c in result.candidates if c.verdict.passed]
     assert len(passing) == 1 and passing[0] is result.candidates[-1]
+    assert passing[0].screened_on == 0 and passing[0].verdict.samples == len(mobilefacenet.inputs)  # the full gate
     assert passing[0].verdict.metric("min_cosine") >= mobilefacenet.threshold and passing[0].verdict.metrics["flipped"] == 0
     assert passing[0].quantizers >= result.fp32_quantizers // 2  # at most half of the layers kept float
     assert output.is_file() and output.with_suffix(".bin").is_file()
@@ -186,8 +187,11 @@ def test_constant_calibration_fails_every_step_and_publishes_nothing(lightcnn):
     assert not [p for p in (converted / "lightcnn").iterdir() if p.name.startswith(".")]  # no scratch left
     ladder = done.int8["ladders"][0]
     assert ladder["passed"] is False and ladder["step"] is None
-    assert [c["step"] for c in ladder["candidates"]][:3] == ["ptq", "accuracy_control", "ignored_scope"]
-    assert {"advanced", "mixed_precision"} <= {c["step"] for c in ladder["candidates"]}
+    from facezoo.quantization import STEPS
+
+    order = ladder["plan"]["order"]  # chosen from PTQ's noise and accuracy control's cost, recorded
+    assert sorted(order) == sorted(STEPS[1:]) and ladder["plan"]["why"]
+    assert list(dict.fromkeys(c["step"] for c in ladder["candidates"])) == ["ptq", *order]
     assert ladder["missed_by"]["cosine"] > 0 and "missed by" in ladder["summary"]
     assert done.int8["calibration"]["kind"] == "user" and done.int8["calibration"]["count"] == 6
 
@@ -212,6 +216,9 @@ def test_mutated_model_fails_the_gate_and_leaves_no_file(workspace, mobilefacene
     assert not result.passed and result.step is None
     assert [c.step for c in result.candidates] == ["ptq", "ignored_scope"]
     assert all(not c.verdict.passed for c in result.candidates)
+    # screened out on 8 of the 10 gate faces, on one backend: the full gate never ran for them
+    assert all(c.screened_on == 8 and c.verdict.samples == 8 for c in result.candidates)
+    assert "on the 8 screening faces" in result.summary()
     assert list(output.parent.iterdir()) == []
 
 
@@ -239,7 +246,7 @@ def test_a_spent_budget_stops_the_ladder_and_says_so(workspace, mobilefacenet, t
                         LadderOptions(steps=("ptq", "ignored_scope", "advanced"), budget_s=30.0,
                                       target_cosine=0.99999), step=steps.append)
     assert [c.step for c in result.candidates] == ["ptq"] and not result.passed
-    assert result.out_of_budget and [u.split(":")[0] for u in result.untried][:2] == ["ignored_scope", "advanced"]
+    assert result.out_of_budget and sorted(u.split(":")[0] for u in result.untried) == ["advanced", "ignored_scope"]
     assert steps[0].endswith("30 s of the budget left")
     record = result.record()
     assert record["budget"] == {"budget_s": 30.0, "spent_s": record["budget"]["spent_s"], "ran_out": True,
@@ -255,6 +262,7 @@ def test_accuracy_control_stops_when_the_budget_runs_out(workspace, mobilefacene
     _, _, converted = workspace
     ticks = iter(range(1000, 100000, 4))  # every reading of the clock is 4 s later
     monkeypatch.setattr(ladder_module, "_now", lambda: float(next(ticks)))
+    monkeypatch.setattr(ladder_module, "_diagnose", lambda *args: None)  # the default order: accuracy control next
     output = tmp_path / "out" / f"{MFN}.xml"
     output.parent.mkdir()
     # clock readings: deadline 1000 + 14; PTQ starts at 1004; accuracy control is checked at 1008 and
@@ -267,6 +275,32 @@ def test_accuracy_control_stops_when_the_budget_runs_out(workspace, mobilefacene
     assert "the INT8 budget ran out during accuracy control" in result.candidates[1].error
     assert [u.split(":")[0] for u in result.untried] == ["ignored_scope"]
     assert list(output.parent.iterdir()) == []
+
+
+def test_the_plan_puts_the_likely_step_first_and_an_unaffordable_one_last(monkeypatch):
+    """float_elementwise first where PTQ's noise sits on elementwise inputs (a residual network's
+    skip path); accuracy control last where its ranking (a validation per quantizer) would outlast
+    the budget; otherwise the default order."""
+    from facezoo.quantization import ladder as ladder_module
+    from facezoo.quantization.ladder import STEPS, Diagnosis, plan_steps
+
+    monkeypatch.setattr(ladder_module, "_now", lambda: 1000.0)
+    options = LadderOptions()
+    assert plan_steps(options, None, None)["order"] == list(STEPS[1:])
+    residual = plan_steps(options, Diagnosis(0.43, 203, 0.5), 2000.0)  # 101 s of ranking, 1000 s left
+    assert residual["order"] == ["float_elementwise", "accuracy_control", "ignored_scope", "advanced", "mixed_precision"]
+    assert "43%" in residual["why"][0] and residual["ptq_noise_on_elementwise_inputs"] == 0.43
+    slow = plan_steps(options, Diagnosis(0.43, 203, 2.5, 30.0), 1300.0)  # 508 s of ranking, 300 s left
+    assert slow["order"] == ["float_elementwise", "ignored_scope", "advanced", "mixed_precision", "accuracy_control"]
+    assert "about 508 s" in slow["why"][1] and slow["skipped"] == []
+    # full bias correction (8 PTQs, and nothing stops it midway) is not started where it cannot fit
+    big = plan_steps(options, Diagnosis(0.43, 203, 2.5, 66.0), 1300.0)
+    assert big["order"] == ["float_elementwise", "ignored_scope", "mixed_precision", "accuracy_control"]
+    assert big["skipped"] == ["advanced"] and "about 528 s" in big["why"][2]
+    flat = plan_steps(options, Diagnosis(0.05, 63, 0.2), None)  # no budget: accuracy control keeps its place
+    assert flat["order"] == list(STEPS[1:]) and flat["why"] == ["the default order"]
+    chosen = plan_steps(LadderOptions(steps=("ptq", "mixed_precision", )), Diagnosis(0.9, 10, 0.1), 2000.0)
+    assert chosen["order"] == ["mixed_precision"]  # a step left out stays out
 
 
 def test_the_default_budget_scales_with_gflops_and_cores():
@@ -491,7 +525,8 @@ def test_convert_makes_gated_int8_and_bf16_folders_that_check_takes(converted_mo
     spec = load_zoo(registry).get(MFN)
     assert spec.check_thresholds[INT8] == 0.97 and spec.check_thresholds["FP32"] == GATES["FP32"].min_cosine
     settings = QuantizationSettings(calibration_size=64,
-                                    ladder=LadderOptions(steps=("ptq", "ignored_scope", "mixed_precision")))
+                                    ladder=LadderOptions(steps=("ptq", "ignored_scope", "mixed_precision"),
+                                                        budget_s=3600.0))  # the outcome, not the clock
     out = tmp_path / "converted"
     request = ConversionRequest(spec, download_dir, out, ["onnx", "openvino", "mindir"], [INT8, BF16],
                                 quantization=settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import numpy as np
@@ -199,8 +201,19 @@ def test_suite_low_precision_ratios_and_targets():
     assert {(e.model, round(e.fraction, 3)) for e in efficiency} >= {("arcface", 0.9), ("arcface", 0.72)}
     record = {"model": "arcface", "int8": {"ladders": [{"format": "openvino", "passed": True, "candidates": [
         {"verdict": {"passed": False, "min_cosine": 0.97}}, {"verdict": {"passed": True, "min_cosine": 0.993}}]}]}}
-    targets = check_low_precision_targets(low, efficiency, [record], {"arcface": "iresnet100", "mfn": "mobilefacenet"}, peaks)
+    architectures = {"arcface": "iresnet100", "mfn": "mobilefacenet"}
+    targets = check_low_precision_targets(low, efficiency, [record], architectures, peaks, ["avx512f", "amx_int8"])
     by_name = {t.target.split(" ")[0] + t.target.split(" ")[1]: t for t in targets}
     assert by_name["iresnet100INT8"].met is True and "0.993" in by_name["iresnet100INT8"].measured
+    assert "≥ 8× FP32 throughput on this CPU (AMX)" in by_name["iresnet100INT8"].target
+    # the ISA sets the bar: 10× meets 8× with AMX and 3× with VNNI; 6× meets only VNNI's
+    slower = [dataclasses.replace(c, value=c.fp32 * 6.0) if c.model == "arcface" and c.precision == "INT8" else c
+              for c in low]
+    with_amx = check_low_precision_targets(slower, efficiency, [record], architectures, peaks, ["amx_int8"])[0]
+    vnni_only = check_low_precision_targets(slower, efficiency, [record], architectures, peaks, ["avx512_vnni"])[0]
+    neither = check_low_precision_targets(slower, efficiency, [record], architectures, peaks, ["avx2"])[0]
+    assert with_amx.met is False and "missed by 2.00×" in with_amx.note
+    assert vnni_only.met is True and "≥ 3× FP32" in vnni_only.target and "VNNI, no AMX" in vnni_only.target
+    assert neither.met is None and "no target on this CPU (neither AMX nor VNNI)" in neither.target
     assert by_name["INT8at"].met is True and by_name["BF16at"].met is True
     assert by_name["MobileFaceNetINT8"].met is True and "1.50 ms" in by_name["MobileFaceNetINT8"].measured

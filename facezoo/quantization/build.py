@@ -7,6 +7,7 @@ writes a model card or publishes a folder.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -67,21 +68,27 @@ def held_out_faces(spec: ModelSpec, task: Task, original: Callable[[np.ndarray],
     """`facezoo check`'s generated faces and ``real_crops`` crops of the real photo (never
     calibration or tuning faces), and the original's outputs.
 
-    The decision threshold is the one that best separates the original's own outputs on these
-    faces, not the registry's (that one is set for real faces).
+    The decision threshold is the one that best separates the original's own outputs on the
+    generated faces, not the registry's (that one is set for real faces); decisions are judged over
+    their pairs, and the real crops (one person, no stranger of real pixels to tell apart) on
+    closeness alone.
     """
     size = (spec.input.height, spec.input.width)
-    samples = task.samples(size, None, count)
+    generated = task.samples(size, None, count)
+    samples = generated
     if real_crops:
         crops = real_face_crops(size, real_crops, REAL_CROP_SEEDS["gate"])
-        samples = Samples(np.concatenate([samples.images, crops]), [*samples.identities, *[REAL_IDENTITY] * real_crops],
-                          [*samples.sources, *[f"astronaut crop {k} (seed {REAL_CROP_SEEDS['gate']})"
-                                               for k in range(real_crops)]], samples.real)
+        samples = Samples(np.concatenate([generated.images, crops]), [*generated.identities, *[REAL_IDENTITY] * real_crops],
+                          [*generated.sources, *[f"astronaut crop {k} (seed {REAL_CROP_SEEDS['gate']})"
+                                                 for k in range(real_crops)]], generated.real)
     reference = {name: np.asarray(values, np.float32) for name, values in original(samples.images).items()}
+    decided = len(generated.images)
+    rule = task.decision_rule(spec, {name: values[:decided] for name, values in reference.items()}, generated,
+                              from_registry=False)
     return HeldOutFaces(
         inputs=to_model_input(samples.images, spec.converted.channel_order),
         reference=reference,
-        rule=task.decision_rule(spec, reference, samples, from_registry=False),
+        rule=dataclasses.replace(rule, decided_samples=decided),
         sources=samples.sources,
     )
 

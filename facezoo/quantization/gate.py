@@ -18,6 +18,9 @@ from facezoo.tasks import DecisionRule, Outputs, Task
 from facezoo.validation import ArtifactCheck, failed_check, validate_artifact
 
 
+SCREEN_FACES = 8  # faces a candidate is screened on before the full gate
+
+
 class Judge:
     """``judge(path) -> ArtifactCheck`` (the worst backend's) and ``judge.rank(check)`` (higher is better)."""
 
@@ -35,6 +38,20 @@ class Judge:
     def unbuilt(self, reason: str) -> ArtifactCheck:
         """The record of a candidate that could not be built, so never judged."""
         return failed_check("-", "-", self.precision, "-", len(self.inputs), self.task, self.bounds, self.rule, reason)
+
+    def screen(self, path: Path, faces: int = SCREEN_FACES) -> ArtifactCheck | None:
+        """The gate on the first ``faces`` faces and the format's first backend, or None where that
+        would be the whole gate. A candidate that fails here fails the gate too (a min over fewer
+        faces and backends is never lower, nor are fewer decisions flipped), so the full gate is
+        run only for one that passes."""
+        fmt = FORMAT_FOR_SUFFIX.get(Path(path).suffix, "-")
+        backends = self.backends.get(fmt, ())
+        if faces >= len(self.inputs) or not backends:
+            return None
+        reference = {name: values[:faces] for name, values in self.reference.items()}
+        return validate_artifact(Path(path), fmt=fmt, precision=self.precision, backend=backends[0],
+                                 inputs=self.inputs[:faces], reference=reference, task=self.task, gate=self.bounds,
+                                 rule=self.rule, file_label=Path(path).name)
 
     def __call__(self, path: Path) -> ArtifactCheck:
         path = Path(path)
@@ -65,4 +82,4 @@ def reference_gate(inputs: np.ndarray, reference: Outputs, *, task: Task, min_co
                  precision=precision, backends=backends)
 
 
-__all__ = ["Judge", "reference_gate"]
+__all__ = ["Judge", "SCREEN_FACES", "reference_gate"]

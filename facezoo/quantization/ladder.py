@@ -1,13 +1,20 @@
-"""INT8 with a gate: plain PTQ first, then what the field does when it misses, in order.
+"""INT8 with a gate: plain PTQ first, then what the field does when it misses.
 
-    ptq               nncf.quantize, symmetric, NNCF's defaults spelled out
-    accuracy_control  nncf.quantize_with_accuracy_control; metric: min cosine to the ORIGINAL
-                      model's outputs on held-out tuning faces; reverts at most a share of layers
-    ignored_scope     first conv, the FC/BN layers after the last conv, PReLU (op and decomposed)
-    advanced          on top of that scope: full bias correction; full 8-bit weights (overflow fix
-                      off, on VNNI CPUs); SmoothQuant
-    mixed_precision   the best candidate so far with its noisiest activation quantizers removed,
-                      1, 2, 4, ... of them, up to a share of all (ranked in one pass on tuning faces)
+    ptq                nncf.quantize, symmetric, NNCF's defaults spelled out
+    accuracy_control   nncf.quantize_with_accuracy_control; metric: min cosine to the ORIGINAL
+                       model's outputs on held-out tuning faces; reverts at most a share of layers
+    ignored_scope      first conv, the FC/BN layers after the last conv, PReLU (op and decomposed)
+    advanced           on top of that scope: full bias correction; full 8-bit weights (overflow fix
+                       off, on VNNI CPUs); SmoothQuant
+    float_elementwise  the elementwise ops (residual adds, BN scale-shifts) take float inputs, the
+                       convolutions and MatMuls stay INT8; then with SmoothQuant on them as well
+    mixed_precision    the best candidate so far with its noisiest activation quantizers removed,
+                       1, 2, 4, ... of them, up to a share of all (ranked in one pass on tuning faces)
+
+The order after PTQ is chosen from what PTQ measured (:func:`plan_steps`): where elementwise
+quantizers carry a large share of PTQ's noise (a deep residual network's skip path), the
+float_elementwise step goes first; where accuracy control's ranking (one validation per quantizer
+group) would not fit in the budget left, it goes last. The record says which order and why.
 
 Every candidate is written to the final file name in the caller's (scratch) folder and judged by
 the caller's gate; the first that passes stops the ladder. Nothing is left on disk if none does.
@@ -34,10 +41,15 @@ from facezoo.quantization.errors import QuantizationError
 from facezoo.quantization.gate import Judge
 from facezoo.quantization.recipes import Recipe
 from facezoo.quantization.report import noise_ranking
-from facezoo.quantization.scopes import field_scope
+from facezoo.quantization.scopes import OP_TYPES, FieldScope, field_scope
 from facezoo.validation import ArtifactCheck
 
-STEPS = ("ptq", "accuracy_control", "ignored_scope", "advanced", "mixed_precision")
+STEPS = ("ptq", "accuracy_control", "ignored_scope", "advanced", "float_elementwise", "mixed_precision")
+#: PTQ's noise share on elementwise ops' inputs above which float_elementwise is tried first
+ELEMENTWISE_FIRST_SHARE = 0.25
+ELEMENTWISE_SMOOTH_QUANT_ALPHA = 0.5
+#: full bias correction's cost in PTQs (iresnet100 on 2 cores: one candidate ran > 9 min, PTQ 66 s)
+FULL_BIAS_CORRECTION_COST = 8.0
 #: the default budget: BUDGET_S for a model of BUDGET_GFLOPS (iresnet100) on BUDGET_CPUS cores,
 #: scaled by GFLOPs and cores, never below MIN_BUDGET_S (a small model's fixed costs dominate)
 BUDGET_S, BUDGET_GFLOPS, BUDGET_CPUS, MIN_BUDGET_S = 600.0, 24.179, 2, 120.0
@@ -59,7 +71,7 @@ class LadderOptions:
     max_float_share: float = 0.5  # accuracy control / mixed precision keep at most this share of layers float
     ranking_subset_size: int = 8  # tuning faces accuracy control ranks layers on
     smooth_quant_alpha: float = 0.15
-    steps: tuple[str, ...] = STEPS  # the ladder, in order; a caller may leave steps out, never reorder them
+    steps: tuple[str, ...] = STEPS  # the ladder's steps (a caller may leave some out); plan_steps orders them
     budget_s: float | None = None  # wall time for every format's ladder together; None: no limit
 
     def __post_init__(self) -> None:
@@ -84,10 +96,12 @@ class Candidate:
     quantizers: int  # activation quantizers left in the model
     seconds: float
     error: str = ""
+    screened_on: int = 0  # > 0: failed the screen on this many faces, so never given the full gate
 
     def record(self) -> dict:
         return {"step": self.step, "label": self.label, "settings": self.settings, "verdict": self.verdict.verdict(),
-                "quantizers": self.quantizers, "seconds": self.seconds, "error": self.error}
+                "quantizers": self.quantizers, "seconds": self.seconds, "error": self.error,
+                "screened_out_on_faces": self.screened_on}
 
 
 @dataclass
@@ -102,6 +116,7 @@ class LadderResult:
     budget_s: float | None = None
     untried: list[str] = field(default_factory=list)  # candidates not started: the budget was spent
     error_by_quantizer: dict = field(default_factory=dict)  # the best candidate's noisiest quantizers
+    plan: dict = field(default_factory=dict)  # the order tried after PTQ, and why
 
     @property
     def out_of_budget(self) -> bool:
@@ -147,9 +162,10 @@ class LadderResult:
         cosine, flips = self.shortfall
         stopped = (f"the INT8 budget of {self.budget_s:.0f} s ran out after {len(self.candidates)} candidate(s), "
                    f"{len(self.untried)} not tried; " if self.out_of_budget else "")
+        screened = f" on the {best.screened_on} screening faces" if best.screened_on else ""
         return (f"{self.format}: no step passed; {stopped}best ({best.step}, {best.label}) missed by {cosine:.5f} "
-                f"cosine (min {best.verdict.metric('min_cosine'):.5f} < {self.threshold}) and {flips} flipped "
-                f"decision(s)")
+                f"cosine (min {best.verdict.metric('min_cosine'):.5f} < {self.threshold}{screened}) and {flips} "
+                f"flipped decision(s)")
 
     def record(self) -> dict:
         cosine, flips = self.shortfall
@@ -160,7 +176,7 @@ class LadderResult:
             "budget": {"budget_s": self.budget_s, "spent_s": round(sum(c.seconds for c in self.candidates), 1),
                        "ran_out": self.out_of_budget, "untried": list(self.untried)},
             "summary": self.summary(), "candidates": [c.record() for c in self.candidates],
-            "error_by_quantizer": self.error_by_quantizer,
+            "error_by_quantizer": self.error_by_quantizer, "plan": self.plan,
         }
 
 
@@ -202,9 +218,12 @@ def run_ladder(
             result.candidates.append(Candidate(step_name, label, settings, verdict, 0, time.perf_counter() - started,
                                                f"{type(exc).__name__}: {exc}"))
             return False
-        verdict = gate(output)
+        screen = getattr(gate, "screen", lambda _: None)(output)
+        screened = screen is not None and not screen.passed
+        verdict = screen if screened else gate(output)
         quantizers = len(engine.quantizers(candidate_model))
-        result.candidates.append(Candidate(step_name, label, settings, verdict, quantizers, time.perf_counter() - started))
+        result.candidates.append(Candidate(step_name, label, settings, verdict, quantizers, time.perf_counter() - started,
+                                           screened_on=screen.samples if screened else 0))
         if prior is None or gate.rank(verdict) > gate.rank(prior.verdict):
             kept.model = candidate_model
         return verdict.passed
@@ -213,9 +232,13 @@ def run_ladder(
         plain = Recipe()
         passed = attempt("ptq", "plain NNCF PTQ", plain.record(), lambda: engine.quantize(model, calibration.inputs, plain, subset))
         result.fp32_quantizers = result.candidates[-1].quantizers
+        compute = _compute_quantizers(engine, kept.model) if kept.model is not None else result.fp32_quantizers
         if not passed:
+            result.plan = plan_steps(options, _diagnose(engine, kept, tuning, result.candidates[0].seconds), deadline)
+            result.untried += [f"{name}: not started, it would not fit in the budget left"
+                               for name in result.plan["skipped"]]
             for step_name, label, settings, build in _ladder(engine, model, calibration, tuning, options, subset,
-                                                             result.fp32_quantizers, kept, deadline):
+                                                             compute, kept, deadline, result.plan["order"]):
                 if deadline is not None and _now() >= deadline:
                     result.untried.append(f"{step_name}: {label}")
                     continue  # the rest are listed, not built
@@ -261,56 +284,156 @@ def _remove(output: Path) -> None:
         output.with_suffix(".bin").unlink(missing_ok=True)
 
 
-def _ladder(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline=None):
-    """(step, label, settings, build) of every candidate after plain PTQ, in the issue's order."""
-    cap = max(1, int(options.max_float_share * max(quantizers, 1)))
+@dataclass(frozen=True)
+class Diagnosis:
+    """What plain PTQ's candidate says about the steps after it (one noise pass on tuning faces)."""
+
+    elementwise_share: float  # of the summed relative noise, on inputs of elementwise ops
+    quantizers: int
+    seconds_per_pass: float  # one compile and run of the tuning faces: a validation's cost
+    ptq_seconds: float = 0.0  # plain PTQ's build and gate
+
+
+def _diagnose(engine, kept: "_Best", tuning: TuningSet, ptq_seconds: float = 0.0) -> Diagnosis | None:
+    if kept.model is None:
+        return None
+    started = time.perf_counter()
+    try:
+        _, by_type = noise_ranking(engine, kept.model, tuning.inputs[:RANKING_FACES])
+    except Exception:  # the order falls back to the default; the ladder still runs
+        return None
+    elementwise = sum(v["noise_share"] for kind, v in by_type.items()
+                      if any(op in kind.split("+") for op in ("Add", "Multiply", "Mul")))
+    return Diagnosis(round(elementwise, 4), sum(v["quantizers"] for v in by_type.values()),
+                     round(time.perf_counter() - started, 2), round(ptq_seconds, 1))
+
+
+def plan_steps(options: LadderOptions, diagnosis: Diagnosis | None, deadline: float | None) -> dict:
+    """The steps after PTQ, most likely to pass within the budget first, and why."""
+    order = [s for s in STEPS[1:] if s in options.steps]
+    why = []
+    if diagnosis is not None and "float_elementwise" in order and diagnosis.elementwise_share >= ELEMENTWISE_FIRST_SHARE:
+        order.remove("float_elementwise")
+        order.insert(0, "float_elementwise")
+        why.append(f"elementwise ops' inputs carry {diagnosis.elementwise_share:.0%} of PTQ's noise "
+                   f"(≥ {ELEMENTWISE_FIRST_SHARE:.0%}): float_elementwise first")
+    if diagnosis is not None and "accuracy_control" in order and deadline is not None:
+        # NNCF ranks every quantizer group with one validation on the ranking faces before reverting any
+        estimate = diagnosis.quantizers * diagnosis.seconds_per_pass
+        left = deadline - _now()
+        if estimate > left:
+            order.remove("accuracy_control")
+            order.append("accuracy_control")
+            why.append(f"accuracy control's ranking alone would take about {estimate:.0f} s "
+                       f"({diagnosis.quantizers} quantizers × {diagnosis.seconds_per_pass:.1f} s), more than the "
+                       f"{max(left, 0):.0f} s left: last")
+    skip = []
+    if diagnosis is not None and "advanced" in order and deadline is not None and diagnosis.ptq_seconds:
+        # full bias correction runs as one NNCF call the budget cannot stop: not started where it would not fit
+        estimate = diagnosis.ptq_seconds * FULL_BIAS_CORRECTION_COST
+        left = deadline - _now()
+        if estimate > left:
+            order.remove("advanced")
+            skip.append("advanced")
+            why.append(f"the advanced step's full bias correction would take about {estimate:.0f} s "
+                       f"({FULL_BIAS_CORRECTION_COST:g}× PTQ's {diagnosis.ptq_seconds:.0f} s) and cannot be stopped "
+                       f"midway; {max(left, 0):.0f} s left: not started")
+    record = {"order": order, "why": why or ["the default order"], "skipped": skip}
+    if diagnosis is not None:
+        record["ptq_noise_on_elementwise_inputs"] = diagnosis.elementwise_share
+    return record
+
+
+def _ladder(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline=None, order=None):
+    """(step, label, settings, build) of every candidate after plain PTQ, step by step in ``order``."""
+    for step_name in order or [s for s in STEPS[1:] if s in options.steps]:
+        yield from _STEP_CANDIDATES[step_name](engine, model, calibration, tuning, options, subset, quantizers,
+                                               kept, deadline)
+
+
+def _scoped(engine, model) -> tuple[Recipe, "FieldScope"]:
+    scope = field_scope(engine.view(model))
+    return Recipe().with_(ignored_names=tuple(scope.names), ignored_types=("PRelu",)), scope
+
+
+def _cap(options: LadderOptions, quantizers: int) -> int:
+    return max(1, int(options.max_float_share * max(quantizers, 1)))
+
+
+def _accuracy_control(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline):
+    cap = _cap(options, quantizers)
     target = min(options.target_cosine + options.tuning_margin, 0.99999)
     plain = Recipe()
-    scope = field_scope(engine.view(model))
-    scoped = plain.with_(ignored_names=tuple(scope.names), ignored_types=("PRelu",))
-    if "accuracy_control" in options.steps:
-        restorer = {"max_drop": 1.0 - target, "max_iterations": cap,
-                    "ranking_subset_size": min(options.ranking_subset_size, len(tuning.inputs)),
-                    "out_of_time": lambda: deadline is not None and _now() >= deadline}
-        settings = {**plain.record(), "metric": "min cosine to the original on tuning faces",
-                    "tuning": tuning.description, "target": target, "max_reverted_groups": cap}
-        yield ("accuracy_control", f"NNCF accuracy control to cosine {target:.4f}", settings,
-               lambda: engine.accuracy_control(model, calibration.inputs, tuning, plain, subset, restorer))
-    if "ignored_scope" in options.steps:
-        yield ("ignored_scope", "first conv, last FC/BN and PReLU in float", {**scoped.record(), "scope": scope.record()},
-               lambda: engine.quantize(model, calibration.inputs, scoped, subset))
-    if "advanced" in options.steps:
-        recipe = scoped.with_(fast_bias_correction=False)
-        variants = [("full bias correction", recipe)]
-        if _has_vnni():
-            recipe = recipe.with_(overflow_fix="disable")
-            variants.append(("full bias correction, 8-bit weights everywhere (overflow fix off: VNNI CPU)", recipe))
-        variants.append((f"and SmoothQuant alpha {options.smooth_quant_alpha}",
-                         recipe.with_(smooth_quant_alpha=options.smooth_quant_alpha)))
-        for label, variant in variants:
-            yield ("advanced", label, {**variant.record(), "scope": scope.record()},
-                   lambda variant=variant: engine.quantize(model, calibration.inputs, variant, subset))
-    if "mixed_precision" in options.steps:
-        ranking = _Ranking(engine, kept, tuning)
-        floor = quantizers - cap  # at least this many activation quantizers stay: at most `cap` layers float
-        room = len(engine.quantizers(kept.model)) - floor if kept.model is not None else 0
-        counts, k = [], 1
-        while k < room:
-            counts.append(k)
-            k *= 2
-        if room > 0:
-            counts.append(room)
-        else:
-            def at_cap():
-                raise QuantizationError(f"not tried: the best candidate already keeps {quantizers - floor - room} of "
-                                        f"{quantizers} activation quantizers' layers in float, the cap ({cap})")
+    restorer = {"max_drop": 1.0 - target, "max_iterations": cap,
+                "ranking_subset_size": min(options.ranking_subset_size, len(tuning.inputs)),
+                "out_of_time": lambda: deadline is not None and _now() >= deadline}
+    settings = {**plain.record(), "metric": "min cosine to the original on tuning faces",
+                "tuning": tuning.description, "target": target, "max_reverted_groups": cap}
+    yield ("accuracy_control", f"NNCF accuracy control to cosine {target:.4f}", settings,
+           lambda: engine.accuracy_control(model, calibration.inputs, tuning, plain, subset, restorer))
 
-            yield ("mixed_precision", "no layer left to keep in float under the cap", {"float_cap": cap}, at_cap)
-        for count in counts:
-            settings = {"removed": count, "float_cap": cap, "all_int8": quantizers,
-                        "ranking": "relative noise |q(x) - x|^2 / |x|^2 of each activation quantizer on tuning faces"}
-            yield ("mixed_precision", f"best candidate with its {count} noisiest activation quantizer(s) removed",
-                   settings, lambda count=count: ranking.without(count))
+
+def _ignored_scope(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline):
+    scoped, scope = _scoped(engine, model)
+    yield ("ignored_scope", "first conv, last FC/BN and PReLU in float", {**scoped.record(), "scope": scope.record()},
+           lambda: engine.quantize(model, calibration.inputs, scoped, subset))
+
+
+def _advanced(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline):
+    scoped, scope = _scoped(engine, model)
+    recipe = scoped.with_(fast_bias_correction=False)
+    variants = [("full bias correction", recipe)]
+    if _has_vnni():
+        recipe = recipe.with_(overflow_fix="disable")
+        variants.append(("full bias correction, 8-bit weights everywhere (overflow fix off: VNNI CPU)", recipe))
+    variants.append((f"and SmoothQuant alpha {options.smooth_quant_alpha}",
+                     recipe.with_(smooth_quant_alpha=options.smooth_quant_alpha)))
+    for label, variant in variants:
+        yield ("advanced", label, {**variant.record(), "scope": scope.record()},
+               lambda variant=variant: engine.quantize(model, calibration.inputs, variant, subset))
+
+
+def _float_elementwise(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline):
+    types = tuple(t for kind in ("add", "mul") for t in OP_TYPES[engine.format][kind])
+    recipe = Recipe(ignored_types=types)
+    yield ("float_elementwise", f"elementwise ops ({', '.join(types)}) in float, convolutions and MatMuls INT8",
+           recipe.record(), lambda: engine.quantize(model, calibration.inputs, recipe, subset))
+    smooth = recipe.with_(smooth_quant_alpha=ELEMENTWISE_SMOOTH_QUANT_ALPHA)
+    yield ("float_elementwise", f"and SmoothQuant alpha {ELEMENTWISE_SMOOTH_QUANT_ALPHA} on the convolutions",
+           smooth.record(), lambda: engine.quantize(model, calibration.inputs, smooth, subset))
+
+
+def _compute_quantizers(engine, model) -> int:
+    """Activation quantizers that feed a convolution or a MatMul: the layers whose INT8 is the speed."""
+    kinds = {t for kind in ("conv", "fc") for t in OP_TYPES[engine.format][kind]}
+    return sum(1 for feeds in engine.feeds(model).values()
+               if any(part.split(" ", 1)[0] in kinds for part in feeds.split(", ")))
+
+
+def _mixed_precision(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline):
+    """``quantizers``: PTQ's quantizers that feed a convolution or MatMul; at most a share of those
+    layers may run in float (elementwise ops in float cost little speed and do not count)."""
+    cap = _cap(options, quantizers)
+    ranking = _Ranking(engine, kept, tuning)
+    floor = quantizers - cap  # at least this many stay: at most `cap` compute layers in float
+    room = _compute_quantizers(engine, kept.model) - floor if kept.model is not None else 0
+    counts, k = [], 1
+    while k < room:
+        counts.append(k)
+        k *= 2
+    if room > 0:
+        counts.append(room)
+    else:
+        def at_cap():
+            raise QuantizationError(f"not tried: the best candidate already keeps {quantizers - floor - room} of "
+                                    f"{quantizers} activation quantizers' layers in float, the cap ({cap})")
+
+        yield ("mixed_precision", "no layer left to keep in float under the cap", {"float_cap": cap}, at_cap)
+    for count in counts:
+        settings = {"removed": count, "float_cap": cap, "compute_quantizers_all_int8": quantizers,
+                    "ranking": "relative noise |q(x) - x|^2 / |x|^2 of each activation quantizer on tuning faces"}
+        yield ("mixed_precision", f"best candidate with its {count} noisiest activation quantizer(s) removed",
+               settings, lambda count=count: ranking.without(count))
 
 
 class _Ranking:
@@ -336,3 +459,7 @@ def _has_vnni() -> bool:
 
     flags = cpu_flags() or frozenset()
     return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+_STEP_CANDIDATES = {"accuracy_control": _accuracy_control, "ignored_scope": _ignored_scope, "advanced": _advanced,
+                    "float_elementwise": _float_elementwise, "mixed_precision": _mixed_precision}

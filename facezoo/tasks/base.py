@@ -54,6 +54,9 @@ class DecisionRule:
     source: str  # where the threshold comes from, in words
     separation_accuracy: float  # how well it separates the original's own samples
     allowed_flips: int = 0
+    #: decisions are taken over the pairs of the first this many samples (None: all); samples after
+    #: them are judged on closeness alone (the INT8 gate's real-photo crops: one person, no strangers)
+    decided_samples: int | None = None
 
 
 @dataclass(frozen=True)

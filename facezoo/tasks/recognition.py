@@ -247,8 +247,9 @@ class Recognition(Task):
                 r.replace(" between a batch and its single runs", "") for r in batch_reasons))
         metrics = {**measured, "batch_min_cosine": batch["min_cosine"], "batch_relative_diff": batch["max_relative_error"]}
         if rule is not None:
-            pairs = pair_indices(len(expected))
-            flips = flipped_pairs(expected, got, rule.threshold)
+            decided = len(expected) if rule.decided_samples is None else min(rule.decided_samples, len(expected))
+            pairs = pair_indices(decided)
+            flips = flipped_pairs(expected[:decided], got[:decided], rule.threshold)
             metrics.update(pairs=len(pairs), agreement=float(1.0 - len(flips) / max(len(pairs), 1)),
                            flipped=int(len(flips)), flipped_pairs=[(int(pairs[k, 0]), int(pairs[k, 1])) for k in flips])
             if len(flips) > rule.allowed_flips:
@@ -260,7 +261,7 @@ class Recognition(Task):
         nan = float("nan")
         metrics = {key: nan for key in (*CLOSENESS, "batch_min_cosine", "batch_relative_diff")}
         if rule is not None:
-            pairs = len(pair_indices(samples))
+            pairs = len(pair_indices(samples if rule.decided_samples is None else min(rule.decided_samples, samples)))
             metrics.update(pairs=pairs, agreement=nan, flipped=pairs, flipped_pairs=[])
         return Comparison(metrics, _bounds(gate, rule), [reason] if reason else ["not measured"])
 

@@ -34,7 +34,8 @@ def write_report(run) -> dict[str, Path]:
     targets = check_targets(run.overhead, efficiency, run.conversions, architectures, run.gpu)
     low = compare_low_precision(run.results)
     low_efficiency = low_precision_efficiencies(run.results, run.peaks)
-    targets += check_low_precision_targets(low, low_efficiency, run.quantization, architectures, run.peaks)
+    targets += check_low_precision_targets(low, low_efficiency, run.quantization, architectures, run.peaks,
+                                           run.machine.isa)
     deployment = getattr(run, "deployment", None)
     if deployment is not None:
         from facezoo.benchmark.suite.deploy_report import deployment_targets
