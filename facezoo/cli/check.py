@@ -112,9 +112,10 @@ def _int8_reports(targets, download_dir: Path, converted_dir: Path, formats: str
                                             original, step=lambda text: status.update(text))
     for model, reports in found.items():
         for report in reports:
-            table = Table(title=f"{model} · {report.file}: which quantizers carry the INT8 error "
-                                f"(min cosine {report.min_cosine:.5f} on {report.faces} held-out faces, "
-                                f"{report.quantizers} activation quantizers)", title_justify="left")
+            console.print(f"[bold]{model} · {report.file}[/]: which quantizers carry the INT8 error (min cosine "
+                          f"{report.min_cosine:.5f} on {report.faces} held-out faces, {report.quantizers} activation "
+                          "quantizers)", highlight=False, soft_wrap=True)
+            table = Table()
             for column in ("quantizer", "feeds", "relative noise", "min cosine without it"):
                 table.add_column(column, overflow="fold")
             for row in report.rows:

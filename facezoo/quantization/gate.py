@@ -8,6 +8,7 @@ decision over the pairs of faces may flip), and return the worst backend's recor
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +31,12 @@ class Judge:
         self.reference = reference
         self.task, self.bounds, self.rule, self.precision = task, bounds, rule, precision
         self.backends = backends or dict(BACKENDS_FOR_FORMAT)
+        self.screen_faces: np.ndarray | None = None  # None: the first SCREEN_FACES
+
+    def focus(self, faces: Sequence[int]) -> None:
+        """Screen on these faces from now on: the ones the best candidate so far does worst on, where
+        the gate's min is found (screening on easy faces would pass what the gate then refuses)."""
+        self.screen_faces = np.asarray(sorted(int(i) for i in faces), np.int64)
 
     def rank(self, check: ArtifactCheck) -> tuple:
         """Passing first; a candidate no backend judged (it could not be built) below every judged one."""
@@ -46,12 +53,17 @@ class Judge:
         run only for one that passes."""
         fmt = FORMAT_FOR_SUFFIX.get(Path(path).suffix, "-")
         backends = self.backends.get(fmt, ())
-        if faces >= len(self.inputs) or not backends:
+        chosen = self.screen_faces if self.screen_faces is not None else np.arange(min(faces, len(self.inputs)))
+        if len(chosen) >= len(self.inputs) or not backends:
             return None
-        reference = {name: values[:faces] for name, values in self.reference.items()}
+        # faces whose pairs are decided first, as the rule counts them
+        decided = len(self.inputs) if self.rule.decided_samples is None else self.rule.decided_samples
+        chosen = np.asarray(sorted(chosen, key=lambda i: (i >= decided, i)))
+        rule = dataclasses.replace(self.rule, decided_samples=int(np.sum(chosen < decided)))
+        reference = {name: values[chosen] for name, values in self.reference.items()}
         return validate_artifact(Path(path), fmt=fmt, precision=self.precision, backend=backends[0],
-                                 inputs=self.inputs[:faces], reference=reference, task=self.task, gate=self.bounds,
-                                 rule=self.rule, file_label=Path(path).name)
+                                 inputs=self.inputs[chosen], reference=reference, task=self.task, gate=self.bounds,
+                                 rule=rule, file_label=Path(path).name)
 
     def __call__(self, path: Path) -> ArtifactCheck:
         path = Path(path)

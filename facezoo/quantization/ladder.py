@@ -35,12 +35,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from facezoo.quantization.calibration import CalibrationSet, TuningSet
 from facezoo.quantization.engines import engine_for
 from facezoo.quantization.errors import QuantizationError
-from facezoo.quantization.gate import Judge
+from facezoo.numerics import cosine_rows
+from facezoo.quantization.gate import SCREEN_FACES, Judge
 from facezoo.quantization.recipes import Recipe
-from facezoo.quantization.report import noise_ranking
+from facezoo.quantization.report import first_output, noise_ranking
 from facezoo.quantization.scopes import OP_TYPES, FieldScope, field_scope
 from facezoo.validation import ArtifactCheck
 
@@ -204,7 +207,7 @@ def run_ladder(
                           budget_s=options.budget_s)
     kept = _Best()
 
-    def attempt(step_name: str, label: str, settings: dict, build) -> bool:
+    def attempt(step_name: str, label: str, settings: dict, build, screen_first: bool = True) -> bool:
         left = "" if deadline is None else f" · {max(0.0, deadline - _now()):.0f} s of the budget left"
         step(f"{engine.format} INT8 · {step_name}: {label}{left}")
         started = time.perf_counter()
@@ -218,7 +221,7 @@ def run_ladder(
             result.candidates.append(Candidate(step_name, label, settings, verdict, 0, time.perf_counter() - started,
                                                f"{type(exc).__name__}: {exc}"))
             return False
-        screen = getattr(gate, "screen", lambda _: None)(output)
+        screen = getattr(gate, "screen", lambda _: None)(output) if screen_first else None
         screened = screen is not None and not screen.passed
         verdict = screen if screened else gate(output)
         quantizers = len(engine.quantizers(candidate_model))
@@ -230,8 +233,11 @@ def run_ladder(
 
     try:
         plain = Recipe()
-        passed = attempt("ptq", "plain NNCF PTQ", plain.record(), lambda: engine.quantize(model, calibration.inputs, plain, subset))
+        passed = attempt("ptq", "plain NNCF PTQ", plain.record(),
+                         lambda: engine.quantize(model, calibration.inputs, plain, subset), screen_first=False)
         result.fp32_quantizers = result.candidates[-1].quantizers
+        if not passed:
+            _focus_screen(engine, kept, gate)
         compute = _compute_quantizers(engine, kept.model) if kept.model is not None else result.fp32_quantizers
         if not passed:
             result.plan = plan_steps(options, _diagnose(engine, kept, tuning, result.candidates[0].seconds), deadline)
@@ -263,6 +269,20 @@ class _Best:
 
 
 RANKING_FACES = 8  # tuning faces the noise of each activation quantizer is measured on
+
+
+def _focus_screen(engine, kept: _Best, gate) -> None:
+    """Later candidates are screened on the gate faces plain PTQ did worst on."""
+    if kept.model is None or not hasattr(gate, "focus"):
+        return
+    (reference,) = gate.reference.values()
+    count = len(gate.inputs)
+    try:
+        outputs = first_output(engine.run(kept.model, gate.inputs)).reshape(count, -1)
+    except Exception:  # screening falls back to the first faces; the gate is unchanged
+        return
+    cosines = cosine_rows(np.asarray(reference, np.float32).reshape(count, -1), outputs)
+    gate.focus(np.argsort(cosines)[:SCREEN_FACES])
 
 
 def _error_by_quantizer(engine, kept: _Best, tuning: TuningSet) -> dict:

@@ -80,7 +80,7 @@ def quantizer_report(path: Path, inputs: np.ndarray, reference: np.ndarray, *, r
     reference = np.asarray(reference, np.float32).reshape(len(inputs), -1)
 
     def min_cosine(candidate) -> float:
-        outputs = _first(engine.run(candidate, inputs)).reshape(len(inputs), -1)
+        outputs = first_output(engine.run(candidate, inputs)).reshape(len(inputs), -1)
         return round(float(cosine_rows(reference, outputs).min()), 6)
 
     top, by_type = noise_ranking(engine, model, inputs, rows)
@@ -96,8 +96,9 @@ def _consumer_type(feeds: str) -> str:
     return "+".join(kinds) or "-"
 
 
-def _first(outputs) -> np.ndarray:
+def first_output(outputs) -> np.ndarray:
+    """An engine's run gives an array (OpenVINO) or a list of them (ONNX Runtime): the first."""
     return np.asarray(outputs[0] if isinstance(outputs, list) else outputs)
 
 
-__all__ = ["BYPASS_ROWS", "Int8Report", "QuantizerError", "REPORT_ROWS", "noise_ranking", "quantizer_report"]
+__all__ = ["BYPASS_ROWS", "Int8Report", "QuantizerError", "REPORT_ROWS", "first_output", "noise_ranking", "quantizer_report"]
