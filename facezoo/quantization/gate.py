@@ -47,8 +47,8 @@ class Judge:
         return failed_check("-", "-", self.precision, "-", len(self.inputs), self.task, self.bounds, self.rule, reason)
 
     def screen(self, path: Path, faces: int = SCREEN_FACES) -> ArtifactCheck | None:
-        """The gate on the first ``faces`` faces and the format's first backend, or None where that
-        would be the whole gate. A candidate that fails here fails the gate too (a min over fewer
+        """The gate on the faces :meth:`focus` chose (before that, the first ``faces``) and the
+        format's first backend, or None where that would be the whole gate. A candidate that fails here fails the gate too (a min over fewer
         faces and backends is never lower, nor are fewer decisions flipped), so the full gate is
         run only for one that passes."""
         fmt = FORMAT_FOR_SUFFIX.get(Path(path).suffix, "-")

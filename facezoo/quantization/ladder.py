@@ -37,10 +37,10 @@ from typing import Callable
 
 import numpy as np
 
+from facezoo.numerics import cosine_rows
 from facezoo.quantization.calibration import CalibrationSet, TuningSet
 from facezoo.quantization.engines import engine_for
 from facezoo.quantization.errors import QuantizationError
-from facezoo.numerics import cosine_rows
 from facezoo.quantization.gate import SCREEN_FACES, Judge
 from facezoo.quantization.recipes import Recipe
 from facezoo.quantization.report import first_output, noise_ranking
