@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from facezoo.errors import RegistryError
 
 
 @dataclass(frozen=True)
