@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 
-
 @dataclass(frozen=True)
 class StandinPolicy:
     """How an architecture's stand-in weights are made (see facezoo.sources.mindspore.standin)."""
