@@ -337,27 +337,25 @@ def plan_steps(options: LadderOptions, diagnosis: Diagnosis | None, deadline: fl
         order.insert(0, "float_elementwise")
         why.append(f"elementwise ops' inputs carry {diagnosis.elementwise_share:.0%} of PTQ's noise "
                    f"(≥ {ELEMENTWISE_FIRST_SHARE:.0%}): float_elementwise first")
-    if diagnosis is not None and "accuracy_control" in order and deadline is not None:
+    left = None if deadline is None or diagnosis is None else deadline - _now()
+    skip = []
+    if left is not None and "accuracy_control" in order:
         # NNCF ranks every quantizer group with one validation on the ranking faces before reverting any
         estimate = diagnosis.quantizers * diagnosis.seconds_per_pass
-        left = deadline - _now()
         if estimate > left:
             order.remove("accuracy_control")
             order.append("accuracy_control")
             why.append(f"accuracy control's ranking alone would take about {estimate:.0f} s "
                        f"({diagnosis.quantizers} quantizers × {diagnosis.seconds_per_pass:.1f} s), more than the "
                        f"{max(left, 0):.0f} s left: last")
-    skip = []
-    if diagnosis is not None and "advanced" in order and deadline is not None and diagnosis.ptq_seconds:
-        # full bias correction runs as one NNCF call the budget cannot stop: not started where it would not fit
-        estimate = diagnosis.ptq_seconds * FULL_BIAS_CORRECTION_COST
-        left = deadline - _now()
-        if estimate > left:
-            order.remove("advanced")
-            skip.append("advanced")
-            why.append(f"the advanced step's full bias correction would take about {estimate:.0f} s "
-                       f"({FULL_BIAS_CORRECTION_COST:g}× PTQ's {diagnosis.ptq_seconds:.0f} s) and cannot be stopped "
-                       f"midway; {max(left, 0):.0f} s left: not started")
+    # full bias correction runs as one NNCF call the budget cannot stop: not started where it would not fit
+    estimate = diagnosis.ptq_seconds * FULL_BIAS_CORRECTION_COST if diagnosis is not None else 0.0
+    if left is not None and "advanced" in order and estimate > left:
+        order.remove("advanced")
+        skip.append("advanced")
+        why.append(f"the advanced step's full bias correction would take about {estimate:.0f} s "
+                   f"({FULL_BIAS_CORRECTION_COST:g}× PTQ's {diagnosis.ptq_seconds:.0f} s) and cannot be stopped "
+                   f"midway; {max(left, 0):.0f} s left: not started")
     record = {"order": order, "why": why or ["the default order"], "skipped": skip}
     if diagnosis is not None:
         record["ptq_noise_on_elementwise_inputs"] = diagnosis.elementwise_share
