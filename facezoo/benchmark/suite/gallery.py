@@ -221,8 +221,7 @@ def run_gallery_benchmark(options, console: Console | None = None) -> dict[str, 
         plan = [("folder", size)] + ([("milvus", options.gallery_milvus_size)] if options.gallery_milvus_size else [])
         for store, store_size in plan:
             load = os.getloadavg()[0]
-            count = options.gallery_queries if store == "folder" else getattr(options, "gallery_milvus_queries",
-                                                                                options.gallery_queries)
+            count = options.gallery_queries if store == "folder" else options.gallery_milvus_queries
             store_queries = (queries if store_size == size else synthetic_queries(store_size, dim, count)[1])[:count]
             figures, top1 = measure_store(store, store_size, dim, store_queries, workdir, batch, progress)
             exact_gallery = np.concatenate([faces for _, _, faces in synthetic_chunks(store_size, dim)])
@@ -242,7 +241,7 @@ def run_gallery_benchmark(options, console: Console | None = None) -> dict[str, 
                           f"{figures.latency_ms['batch1']['p99']} ms (exact {figures.exact_latency_ms['batch1']['p99']} "
                           f"ms)", highlight=False)
     document = {"machine": asdict(machine), "size": size, "dim": dim, "queries": options.gallery_queries,
-                "milvus_queries": getattr(options, "gallery_milvus_queries", options.gallery_queries),
+                "milvus_queries": options.gallery_milvus_queries,
                 "same_person_cosine": SAME_PERSON_COSINE, "targets": asdict(targets),
                 "stores": [asdict(s) for s in stores], "command": "python benchmarks/run.py --gallery-only"}
     results = Path(options.results_dir)
