@@ -13,8 +13,7 @@ from typing import Callable
 from facezoo.quantization.calibration import CalibrationSet, TuningSet
 from facezoo.quantization.errors import QuantizationError
 from facezoo.quantization.gate import Judge
-from facezoo.quantization import ladder as _ladder_module
-from facezoo.quantization.ladder import LadderOptions, LadderResult, run_ladder
+from facezoo.quantization.ladder import LadderOptions, LadderResult, budget_deadline, run_ladder
 from facezoo.quantization.mindir import MINDIR_INT8_REASON
 from facezoo.quantization.precisions import BF16, INT8
 
@@ -75,7 +74,7 @@ def quantize_folder(
         raise QuantizationError(f"INT8 formats {unknown}: facezoo quantizes {', '.join(INT8_FORMATS)} (MINDIR: {MINDIR_INT8_REASON})")
     int8_folder.mkdir(parents=True, exist_ok=True)
     result = Int8Result(name, calibration.record())
-    deadline = None if options.budget_s is None else _ladder_module._now() + options.budget_s  # one budget, every format
+    deadline = budget_deadline(options)  # one budget for every format
     for fmt in formats:
         source = Path(fp32_folder) / f"{name}{SUFFIX[fmt]}"
         if not source.is_file():

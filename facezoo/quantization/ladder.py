@@ -88,6 +88,11 @@ class LadderOptions:
             raise QuantizationError(f"max_float_share {self.max_float_share}: expected a fraction between 0 and 1")
 
 
+def budget_deadline(options: LadderOptions) -> float | None:
+    """When ``options.budget_s``, started now, is spent (the budget's clock); None: no budget."""
+    return None if options.budget_s is None else _now() + options.budget_s
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One model tried, how it was made, and the gate's record of it (its worst backend)."""
@@ -195,8 +200,8 @@ def run_ladder(
 ) -> LadderResult:
     """Quantize ``source`` (FP32 .xml or .onnx) into ``output`` until ``gate`` passes a candidate,
     or until ``deadline`` (monotonic seconds; default: ``options.budget_s`` from now) has passed."""
-    if deadline is None and options.budget_s is not None:
-        deadline = _now() + options.budget_s
+    if deadline is None:
+        deadline = budget_deadline(options)
     engine = engine_for(source)
     output = Path(output)
     if output.suffix != engine.suffix:
@@ -263,9 +268,17 @@ def run_ladder(
 
 
 class _Best:
-    """The best candidate model so far (the mixed-precision step starts from it)."""
+    """The best candidate model so far (the mixed-precision step starts from it), and the noise of
+    its activation quantizers on the ranking faces, measured once per model: the plan, the
+    mixed-precision ranking and the card's report all read it."""
 
     model = None
+    _noise: tuple = (None, {})  # (the model it was measured on, quantizer -> relative noise)
+
+    def noise(self, engine, faces) -> dict[str, float]:
+        if self._noise[0] is not self.model:
+            self._noise = (self.model, engine.noise(self.model, faces))
+        return self._noise[1]
 
 
 RANKING_FACES = 8  # tuning faces the noise of each activation quantizer is measured on
@@ -291,7 +304,7 @@ def _error_by_quantizer(engine, kept: _Best, tuning: TuningSet) -> dict:
         return {}
     faces = tuning.inputs[:RANKING_FACES]
     try:
-        rows, by_type = noise_ranking(engine, kept.model, faces)
+        rows, by_type = noise_ranking(engine, kept.model, faces, noise=kept.noise(engine, faces))
     except Exception as exc:  # a report must not cost the folder: say why it is missing
         return {"error": f"{type(exc).__name__}: {exc}"}
     return {"faces": f"{len(faces)} tuning faces", "measure": "relative noise |q(x) - x|^2 / |x|^2 where each sits",
@@ -319,11 +332,12 @@ def _diagnose(engine, kept: "_Best", tuning: TuningSet, ptq_seconds: float = 0.0
         return None
     started = time.perf_counter()
     try:
-        _, by_type = noise_ranking(engine, kept.model, tuning.inputs[:RANKING_FACES])
+        faces = tuning.inputs[:RANKING_FACES]
+        _, by_type = noise_ranking(engine, kept.model, faces, noise=kept.noise(engine, faces))  # the first pass: timed
     except Exception:  # the order falls back to the default; the ladder still runs
         return None
     elementwise = sum(v["noise_share"] for kind, v in by_type.items()
-                      if any(op in kind.split("+") for op in ("Add", "Multiply", "Mul")))
+                      if set(kind.split("+")) & set(_elementwise_types(engine)))
     return Diagnosis(round(elementwise, 4), sum(v["quantizers"] for v in by_type.values()),
                      round(time.perf_counter() - started, 2), round(ptq_seconds, 1))
 
@@ -411,8 +425,13 @@ def _advanced(engine, model, calibration, tuning, options, subset, quantizers, k
                lambda variant=variant: engine.quantize(model, calibration.inputs, variant, subset))
 
 
+def _elementwise_types(engine) -> tuple[str, ...]:
+    """The op types of a residual add and a BN scale-shift, as the engine's format spells them."""
+    return tuple(t for kind in ("add", "mul") for t in OP_TYPES[engine.format][kind])
+
+
 def _float_elementwise(engine, model, calibration, tuning, options, subset, quantizers, kept, deadline):
-    types = tuple(t for kind in ("add", "mul") for t in OP_TYPES[engine.format][kind])
+    types = _elementwise_types(engine)
     recipe = Recipe(ignored_types=types)
     yield ("float_elementwise", f"elementwise ops ({', '.join(types)}) in float, convolutions and MatMuls INT8",
            recipe.record(), lambda: engine.quantize(model, calibration.inputs, recipe, subset))
@@ -466,7 +485,7 @@ class _Ranking:
         if self.base is None:
             if self.kept.model is None:
                 raise QuantizationError("no earlier candidate to keep layers of in float")
-            noise = self.engine.noise(self.kept.model, self.tuning.inputs[:RANKING_FACES])
+            noise = self.kept.noise(self.engine, self.tuning.inputs[:RANKING_FACES])
             self.order = sorted(noise, key=noise.get, reverse=True)
             self.base = self.kept.model
         return self.engine.bypass(self.base, set(self.order[:count]))

@@ -53,10 +53,12 @@ class Int8Report:
                 "by_consumer_type": self.by_type}
 
 
-def noise_ranking(engine, model, inputs: np.ndarray, rows: int = REPORT_ROWS) -> tuple[list[QuantizerError], dict]:
+def noise_ranking(engine, model, inputs: np.ndarray, rows: int = REPORT_ROWS,
+                  noise: dict[str, float] | None = None) -> tuple[list[QuantizerError], dict]:
     """The ``rows`` noisiest activation quantizers of ``model`` on ``inputs``, and the noise by
-    consumer type (each type's share of the summed relative noise)."""
-    noise = engine.noise(model, inputs)
+    consumer type (each type's share of the summed relative noise). ``noise``: the model's
+    ``engine.noise`` on ``inputs`` where the caller has it already."""
+    noise = engine.noise(model, inputs) if noise is None else noise
     feeds = engine.feeds(model)
     ranked = sorted(noise, key=noise.get, reverse=True)
     total = sum(noise.values()) or 1.0
